@@ -1,0 +1,47 @@
+// The harness itself, against the real API server: members get exactly the chart's RBAC, and a
+// cut proxy behaves like a partition.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { startKube, MEMBER_TOKEN, type Kube } from './kube-harness.js';
+
+let kube: Kube;
+before(async () => { kube = await startKube(); });
+after(async () => { await kube?.stop(); });
+
+function asMember(server: string, method: string, path: string, body?: unknown, timeoutMs = 3000): Promise<number> {
+  return new Promise((res, rej) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request(`${server}${path}`, {
+      method, ca: readFileSync(kube.caFile), timeout: timeoutMs,
+      headers: { authorization: `Bearer ${MEMBER_TOKEN}`, ...(data ? { 'content-type': 'application/json' } : {}) },
+    }, (r) => { r.resume(); r.on('end', () => res(r.statusCode ?? 0)); });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+test('a member may manage leases and patch pods in its namespace, and nothing else', async () => {
+  const ns = await kube.namespace('rbac');
+  const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'x-leader' }, spec: { holderIdentity: 'm0' } };
+  assert.equal(await asMember(kube.server, 'POST', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`, lease), 201);
+  assert.equal(await asMember(kube.server, 'GET', `/api/v1/namespaces/${ns}/pods`), 200);
+  assert.equal(await asMember(kube.server, 'GET', `/api/v1/namespaces/${ns}/secrets`), 403);
+  assert.equal(await asMember(kube.server, 'DELETE', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/x-leader`), 403);
+  assert.equal(await asMember(kube.server, 'GET', `/api/v1/namespaces/default/pods`), 403);
+});
+
+test('a cut proxy hangs like a partition, a restored one answers again', async () => {
+  const p = await kube.proxy('m0');
+  const via = `https://127.0.0.1:${p.port}`;
+  assert.equal(await asMember(via, 'GET', '/readyz'), 200);
+  p.cut('blackhole');
+  await assert.rejects(asMember(via, 'GET', '/readyz', undefined, 800), /timeout/);
+  p.cut('refuse');
+  await assert.rejects(asMember(via, 'GET', '/readyz', undefined, 800), /socket hang up|ECONNRESET/);
+  p.restore();
+  assert.equal(await asMember(via, 'GET', '/readyz'), 200);
+});
