@@ -1,0 +1,487 @@
+{{/*
+Named helpers of the postgres chart. Each one makes one thing; templates call them, never the
+other way round. Paths, ports and env names follow docs/contract.md.
+*/}}
+
+{{/* postgres.name: the chart name (nameOverride wins), cut to 63 characters for DNS labels. */}}
+{{- define "postgres.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* postgres.fullname: the cluster name: StatefulSet, Lease prefix (PGA_CLUSTER_NAME) and prefix of
+every object. <release>-<name>, or just <release> when it already contains the name. Cut to 52
+characters so that "<fullname>-headless" and the pod names stay valid DNS labels. */}}
+{{- define "postgres.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* postgres.chart: "<chart>-<version>" for the helm.sh/chart label. */}}
+{{- define "postgres.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* postgres.selectorLabels: the immutable labels that select this cluster's pods (StatefulSet
+selector, Services, PDB, NetworkPolicy, PGA_MEMBER_SELECTOR, volumeClaimTemplates). */}}
+{{- define "postgres.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "postgres.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* postgres.memberSelector: the selector labels as a label-selector string (PGA_MEMBER_SELECTOR). */}}
+{{- define "postgres.memberSelector" -}}
+{{- printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s" (include "postgres.name" .) .Release.Name -}}
+{{- end -}}
+
+{{/* postgres.labels: the labels every object carries: selector labels, version, manager, chart,
+component, then commonLabels. */}}
+{{- define "postgres.labels" -}}
+{{ include "postgres.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "postgres.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: database
+app.kubernetes.io/part-of: pg-autopilot
+helm.sh/chart: {{ include "postgres.chart" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* postgres.imageTag: image.tag, or the chart's appVersion when empty. */}}
+{{- define "postgres.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag -}}
+{{- end -}}
+
+{{/* postgres.imageRef: renders an image reference from {registry, repository, tag, digest}:
+[registry/]repository[:tag][@digest]. Call with (dict "image" .Values.image "defaultTag" "x"). */}}
+{{- define "postgres.imageRef" -}}
+{{- $img := .image -}}
+{{- $ref := $img.repository -}}
+{{- if $img.registry }}{{ $ref = printf "%s/%s" $img.registry $ref }}{{ end -}}
+{{- $tag := default .defaultTag $img.tag -}}
+{{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end -}}
+{{- if $img.digest }}{{ $ref = printf "%s@%s" $ref $img.digest }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/* postgres.image: the PostgreSQL + autopilot image (the member container and the test pod). */}}
+{{- define "postgres.image" -}}
+{{- include "postgres.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* postgres.serviceAccountName: the ServiceAccount the members run as. */}}
+{{- define "postgres.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "postgres.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* postgres.secretName: the Secret holding the credentials (chart-managed or auth.existingSecret). */}}
+{{- define "postgres.secretName" -}}
+{{- default (include "postgres.fullname" .) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{/* postgres.createSecret: "true" when the chart manages the credentials Secret (no Vault, no
+existing Secret). */}}
+{{- define "postgres.createSecret" -}}
+{{- if and (not .Values.vault.enabled) (not .Values.auth.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/* postgres.secretDir: where the credential files are: the Vault Agent's /vault/secrets, or the
+Secret projected at /etc/pg-autopilot/secrets. PGA_SECRETS_DIR and every *_FILE point here. */}}
+{{- define "postgres.secretDir" -}}
+{{- if .Values.vault.enabled -}}/vault/secrets{{- else -}}/etc/pg-autopilot/secrets{{- end -}}
+{{- end -}}
+
+{{/* postgres.credentialKeys: every credential key the cluster needs, as a JSON list: superuser,
+replication, app (when auth.appUser is set), API token, then each users[].passwordKey. These are
+the Secret keys, the projected file names and the Vault Agent secret names. */}}
+{{- define "postgres.credentialKeys" -}}
+{{- $k := .Values.auth.secretKeys -}}
+{{- $keys := list $k.superuserPassword $k.replicationPassword -}}
+{{- if .Values.auth.appUser }}{{ $keys = append $keys $k.appPassword }}{{ end -}}
+{{- $keys = append $keys $k.apiToken -}}
+{{- range .Values.users }}{{ if .passwordKey }}{{ $keys = append $keys .passwordKey }}{{ end }}{{ end -}}
+{{- toJson (uniq $keys) -}}
+{{- end -}}
+
+{{/* postgres.testKey: the credential the helm test pod logs in with: the application user's
+password, or the superuser's when there is no application user. */}}
+{{- define "postgres.testKey" -}}
+{{- if .Values.auth.appUser -}}{{ .Values.auth.secretKeys.appPassword }}{{- else -}}{{ .Values.auth.secretKeys.superuserPassword }}{{- end -}}
+{{- end -}}
+
+{{/* postgres.vaultAnnotations: Vault Agent Injector annotations that render each key in the
+given list (dict "root" $ "keys" (list ...)) to /vault/secrets/<key> before the containers start
+(pre-populate only: no agent sidecar keeps running). Each key is a field of vault.secretPath. */}}
+{{- define "postgres.vaultAnnotations" -}}
+{{- $v := .root.Values.vault -}}
+vault.hashicorp.com/agent-inject: "true"
+vault.hashicorp.com/agent-pre-populate-only: "true"
+vault.hashicorp.com/role: {{ $v.role | quote }}
+{{- with $v.authPath }}
+vault.hashicorp.com/auth-path: {{ . | quote }}
+{{- end }}
+{{- with $v.caCert }}
+vault.hashicorp.com/ca-cert: {{ . | quote }}
+{{- end }}
+{{- with $v.tlsSecret }}
+vault.hashicorp.com/tls-secret: {{ . | quote }}
+{{- end }}
+{{- if $v.tlsSkipVerify }}
+vault.hashicorp.com/tls-skip-verify: "true"
+{{- end }}
+{{- range .keys }}
+vault.hashicorp.com/agent-inject-secret-{{ . }}: {{ $v.secretPath | quote }}
+vault.hashicorp.com/agent-inject-template-{{ . }}: {{ include "postgres.vaultTemplate" (dict "path" $v.secretPath "field" . "kv" $v.kvVersion) | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* postgres.vaultTemplate: the Consul Template that writes one field of a KV secret (v1 or v2)
+with nothing around it. */}}
+{{- define "postgres.vaultTemplate" -}}
+{{- $data := ternary ".Data.data" ".Data" (eq (int .kv) 2) -}}
+{{- printf "{{- with secret %q -}}{{ index %s %q }}{{- end -}}" .path $data .field -}}
+{{- end -}}
+
+{{/* postgres.syncMode: replication.synchronous as PGA_SYNC_MODE ("on" | "off"); YAML 1.1 reads
+unquoted on/off as booleans, so both spellings are accepted. */}}
+{{- define "postgres.syncMode" -}}
+{{- $s := .Values.replication.synchronous -}}
+{{- if kindIs "bool" $s -}}{{ ternary "on" "off" $s }}{{- else -}}{{ $s }}{{- end -}}
+{{- end -}}
+
+{{/* postgres.validateValues: cross-field rules the JSON schema cannot express. Collects every
+violation and fails once with all of them, each naming the values involved. */}}
+{{- define "postgres.validateValues" -}}
+{{- $v := .Values -}}
+{{- $errors := list -}}
+{{- $a := $v.autopilot -}}
+{{- if not (lt (float64 $a.renewDeadlineSeconds) (float64 $a.leaseSeconds)) -}}
+{{- $errors = append $errors (printf "autopilot.renewDeadlineSeconds (%v) must be less than autopilot.leaseSeconds (%v): a primary must give up before its lease can expire" $a.renewDeadlineSeconds $a.leaseSeconds) -}}
+{{- end -}}
+{{- if not (lt (float64 $a.renewSeconds) (float64 $a.renewDeadlineSeconds)) -}}
+{{- $errors = append $errors (printf "autopilot.renewSeconds (%v) must be less than autopilot.renewDeadlineSeconds (%v): the primary needs at least one renewal attempt before it demotes itself" $a.renewSeconds $a.renewDeadlineSeconds) -}}
+{{- end -}}
+{{- if gt (float64 $a.loopSeconds) (float64 $a.renewSeconds) -}}
+{{- $errors = append $errors (printf "autopilot.loopSeconds (%v) must not exceed autopilot.renewSeconds (%v): renewals happen on loop ticks" $a.loopSeconds $a.renewSeconds) -}}
+{{- end -}}
+{{- if eq (include "postgres.syncMode" .) "on" -}}
+{{- if ge (int $v.replication.syncCount) (int $v.replicas) -}}
+{{- $errors = append $errors (printf "replication.synchronous is on with replication.syncCount %d, which needs more than %d replicas (replicas is %d): writes would block" (int $v.replication.syncCount) (int $v.replication.syncCount) (int $v.replicas)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.vault.enabled (not $v.vault.role) -}}
+{{- $errors = append $errors "vault.enabled is true but vault.role is empty: set the Vault Kubernetes-auth role the pods log in with" -}}
+{{- end -}}
+{{- if and $v.vault.enabled (not $v.vault.secretPath) -}}
+{{- $errors = append $errors "vault.enabled is true but vault.secretPath is empty: set the Vault path holding the credentials (e.g. secret/data/pg)" -}}
+{{- end -}}
+{{- if and $v.vault.enabled $v.auth.existingSecret -}}
+{{- $errors = append $errors "vault.enabled and auth.existingSecret are both set: credentials come either from Vault or from a Secret, not both" -}}
+{{- end -}}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) -}}
+{{- $errors = append $errors "serviceAccount.create is false but serviceAccount.name is empty: name the existing ServiceAccount the members run as" -}}
+{{- end -}}
+{{- if and $v.persistence.wal.enabled (not $v.persistence.enabled) -}}
+{{- $errors = append $errors "persistence.wal.enabled needs persistence.enabled: a separate WAL volume only exists next to a data PVC" -}}
+{{- end -}}
+{{- if and (not $v.persistence.enabled) (eq $v.persistence.emptyDir.medium "Memory") (not $v.persistence.emptyDir.sizeLimit) -}}
+{{- $errors = append $errors "persistence.emptyDir.medium is Memory but persistence.emptyDir.sizeLimit is empty: a memory-backed data directory needs a size limit" -}}
+{{- end -}}
+{{- if and (ne $v.service.type "NodePort") (ne $v.service.type "LoadBalancer") (or $v.service.nodePorts.readWrite $v.service.nodePorts.readOnly) -}}
+{{- $errors = append $errors (printf "service.nodePorts is set but service.type is %s: node ports need NodePort or LoadBalancer" $v.service.type) -}}
+{{- end -}}
+{{- if and (ne $v.service.type "LoadBalancer") (or $v.service.loadBalancerSourceRanges $v.service.loadBalancerClass) -}}
+{{- $errors = append $errors (printf "service.loadBalancerSourceRanges/loadBalancerClass are set but service.type is %s: they need LoadBalancer" $v.service.type) -}}
+{{- end -}}
+{{- if and $v.tls.enabled (not $v.tls.existingSecret) -}}
+{{- $errors = append $errors "tls.enabled is true but tls.existingSecret is empty: name a kubernetes.io/tls Secret (tls.crt, tls.key; ca.crt when tls.includeCA)" -}}
+{{- end -}}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled -}}
+{{- $errors = append $errors "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: pick one, or every member is scraped twice" -}}
+{{- end -}}
+{{- $builtin := list $v.auth.secretKeys.superuserPassword $v.auth.secretKeys.replicationPassword $v.auth.secretKeys.appPassword $v.auth.secretKeys.apiToken -}}
+{{- if ne (len (uniq $builtin)) 4 -}}
+{{- $errors = append $errors "auth.secretKeys: the four key names must differ" -}}
+{{- end -}}
+{{- $reserved := list $v.auth.superuser $v.auth.replicationUser -}}
+{{- $owners := list $v.auth.superuser -}}
+{{- if $v.auth.appUser }}{{ $owners = append $owners $v.auth.appUser }}{{ end -}}
+{{- range $i, $u := $v.users -}}
+{{- if or (has $u.name $reserved) (eq $u.name $v.auth.appUser) -}}
+{{- $errors = append $errors (printf "users[%d].name %q is already managed through auth.*: remove it from users" $i $u.name) -}}
+{{- end -}}
+{{- if and $u.passwordKey (has $u.passwordKey $builtin) -}}
+{{- $errors = append $errors (printf "users[%d].passwordKey %q is one of auth.secretKeys: give the user its own key" $i $u.passwordKey) -}}
+{{- end -}}
+{{- $owners = append $owners $u.name -}}
+{{- end -}}
+{{- range $i, $d := $v.databases -}}
+{{- if and $d.owner (not (has $d.owner $owners)) -}}
+{{- $errors = append $errors (printf "databases[%d].owner %q is not a user this chart creates (auth.superuser, auth.appUser or users[].name)" $i $d.owner) -}}
+{{- end -}}
+{{- end -}}
+{{- if $errors -}}
+{{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* postgres.bootstrapJson: bootstrap.json of the contract: initdb options, the extra users (name,
+passwordKey when set, options) and databases (name, owner defaulting to the superuser). */}}
+{{- define "postgres.bootstrapJson" -}}
+{{- $i := .Values.initdb -}}
+{{- $users := list -}}
+{{- range .Values.users -}}
+{{- $u := dict "name" .name "options" (default (list) .options) -}}
+{{- if .passwordKey }}{{ $_ := set $u "passwordKey" .passwordKey }}{{ end -}}
+{{- $users = append $users $u -}}
+{{- end -}}
+{{- $dbs := list -}}
+{{- range .Values.databases -}}
+{{- $dbs = append $dbs (dict "name" .name "owner" (default $.Values.auth.superuser .owner)) -}}
+{{- end -}}
+{{- $initdb := dict "encoding" $i.encoding "locale" $i.locale "dataChecksums" $i.dataChecksums "args" (default (list) $i.args) -}}
+{{- toJson (dict "initdb" $initdb "users" $users "databases" $dbs) -}}
+{{- end -}}
+
+{{/* postgres.pgHba: pg_hba.conf of the contract: postgresql.pgHba, one rule per line (the
+entrypoint appends them after its built-in rules). */}}
+{{- define "postgres.pgHba" -}}
+{{- range .Values.postgresql.pgHba }}{{ . }}
+{{ end -}}
+{{- end -}}
+
+{{/* postgres.env: the PGA_* environment of docs/contract.md. Credentials only as *_FILE paths
+(Vault's /vault/secrets or the projected Secret), never as values. */}}
+{{- define "postgres.env" -}}
+{{- $a := .Values.autopilot -}}
+{{- $k := .Values.auth.secretKeys -}}
+{{- $dir := include "postgres.secretDir" . -}}
+- name: PGA_CLUSTER_NAME
+  value: {{ include "postgres.fullname" . | quote }}
+- name: PGA_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: PGA_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: PGA_POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: PGA_MEMBER_SELECTOR
+  value: {{ include "postgres.memberSelector" . | quote }}
+- name: PGA_DATA_DIR
+  value: /var/lib/postgresql/data/pgdata
+{{- if .Values.persistence.wal.enabled }}
+- name: PGA_WAL_DIR
+  value: /var/lib/postgresql/wal/pg_wal
+{{- end }}
+- name: PGA_RUN_DIR
+  value: /var/run/postgresql
+- name: PGA_PG_PORT
+  value: "5432"
+- name: PGA_API_PORT
+  value: "8008"
+- name: PGA_CONFIG_DIR
+  value: /etc/pg-autopilot
+- name: PGA_SECRETS_DIR
+  value: {{ $dir }}
+- name: PGA_LOOP_SECONDS
+  value: {{ $a.loopSeconds | toString | quote }}
+- name: PGA_LEASE_SECONDS
+  value: {{ int64 $a.leaseSeconds | toString | quote }}
+- name: PGA_RENEW_SECONDS
+  value: {{ $a.renewSeconds | toString | quote }}
+- name: PGA_RENEW_DEADLINE_SECONDS
+  value: {{ $a.renewDeadlineSeconds | toString | quote }}
+- name: PGA_MAX_LAG_BYTES
+  value: {{ int64 $a.maxLagBytes | toString | quote }}
+- name: PGA_SYNC_MODE
+  value: {{ include "postgres.syncMode" . | quote }}
+- name: PGA_SYNC_COUNT
+  value: {{ int64 .Values.replication.syncCount | toString | quote }}
+- name: PGA_LOG_FORMAT
+  value: {{ $a.logFormat | quote }}
+- name: PGA_LOG_LEVEL
+  value: {{ $a.logLevel | quote }}
+- name: PGA_SUPERUSER
+  value: {{ .Values.auth.superuser | quote }}
+- name: PGA_SUPERUSER_PASSWORD_FILE
+  value: {{ printf "%s/%s" $dir $k.superuserPassword }}
+- name: PGA_REPLICATION_USER
+  value: {{ .Values.auth.replicationUser | quote }}
+- name: PGA_REPLICATION_PASSWORD_FILE
+  value: {{ printf "%s/%s" $dir $k.replicationPassword }}
+- name: PGA_APP_USER
+  value: {{ .Values.auth.appUser | quote }}
+{{- if .Values.auth.appUser }}
+- name: PGA_APP_PASSWORD_FILE
+  value: {{ printf "%s/%s" $dir $k.appPassword }}
+- name: PGA_APP_DATABASE
+  value: {{ .Values.auth.appDatabase | quote }}
+{{- end }}
+- name: PGA_API_TOKEN_FILE
+  value: {{ printf "%s/%s" $dir $k.apiToken }}
+{{- if .Values.tls.enabled }}
+- name: PGA_TLS_CERT_FILE
+  value: /etc/pg-autopilot/tls/tls.crt
+- name: PGA_TLS_KEY_FILE
+  value: /etc/pg-autopilot/tls/tls.key
+{{- if .Values.tls.includeCA }}
+- name: PGA_TLS_CA_FILE
+  value: /etc/pg-autopilot/tls/ca.crt
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* postgres.configVolume: one projected volume at /etc/pg-autopilot holding the ConfigMap files,
+initdb.d/*.sql, secrets/<key> (unless Vault) and tls/* (tls.enabled). Mode 0440 with the pod's
+fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts. */}}
+{{- define "postgres.configVolume" -}}
+- name: config
+  projected:
+    defaultMode: 0440
+    sources:
+      - configMap:
+          name: {{ include "postgres.fullname" . }}
+          items:
+            - key: parameters.json
+              path: parameters.json
+            - key: pg_hba.conf
+              path: pg_hba.conf
+            - key: bootstrap.json
+              path: bootstrap.json
+            {{- range $name, $_ := .Values.initdb.scripts }}
+            - key: initdb-{{ $name }}
+              path: initdb.d/{{ $name }}
+            {{- end }}
+      {{- if not .Values.vault.enabled }}
+      - secret:
+          name: {{ include "postgres.secretName" . }}
+          items:
+            {{- range $key := include "postgres.credentialKeys" . | fromJsonArray }}
+            - key: {{ $key }}
+              path: secrets/{{ $key }}
+            {{- end }}
+      {{- end }}
+      {{- if .Values.tls.enabled }}
+      - secret:
+          name: {{ .Values.tls.existingSecret }}
+          items:
+            - key: tls.crt
+              path: tls/tls.crt
+            - key: tls.key
+              path: tls/tls.key
+            {{- if .Values.tls.includeCA }}
+            - key: ca.crt
+              path: tls/ca.crt
+            {{- end }}
+      {{- end }}
+{{- end -}}
+
+{{/* postgres.affinity: pod anti-affinity between members over podAntiAffinityTopologyKey:
+preferred (soft, the default: a small cluster still schedules) or required (hard). */}}
+{{- define "postgres.affinity" -}}
+podAntiAffinity:
+  {{- if eq .Values.podAntiAffinity "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: {{ .Values.podAntiAffinityTopologyKey }}
+      labelSelector:
+        matchLabels:
+          {{- include "postgres.selectorLabels" . | nindent 10 }}
+  {{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: {{ .Values.podAntiAffinityTopologyKey }}
+        labelSelector:
+          matchLabels:
+            {{- include "postgres.selectorLabels" . | nindent 12 }}
+  {{- end }}
+{{- end -}}
+
+{{/* postgres.topologySpreadConstraints: topologySpreadConstraints, each defaulting its
+labelSelector to this cluster's pods. */}}
+{{- define "postgres.topologySpreadConstraints" -}}
+{{- $sel := include "postgres.selectorLabels" . | fromYaml -}}
+{{- $out := list -}}
+{{- range .Values.topologySpreadConstraints -}}
+{{- $c := deepCopy . -}}
+{{- if not $c.labelSelector }}{{ $_ := set $c "labelSelector" (dict "matchLabels" $sel) }}{{ end -}}
+{{- $out = append $out $c -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* postgres.probe: an HTTP probe against the autopilot API (port 8008). Call with
+(dict "path" "/healthz" "p" .Values.probes.liveness). */}}
+{{- define "postgres.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: api
+periodSeconds: {{ .p.periodSeconds }}
+timeoutSeconds: {{ .p.timeoutSeconds }}
+failureThreshold: {{ .p.failureThreshold }}
+{{- end -}}
+
+{{/* postgres.containerSecurityContext: the restricted container security context every container
+of the chart runs with. */}}
+{{- define "postgres.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 999
+runAsGroup: 999
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* postgres.podSecurityContext: the restricted pod security context (uid/gid/fsGroup 999, the
+image's postgres user). */}}
+{{- define "postgres.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 999
+runAsGroup: 999
+fsGroup: 999
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* postgres.pvcSpec: the spec of one volumeClaimTemplate. Call with
+(dict "size" ... "storageClass" ... "p" .Values.persistence). */}}
+{{- define "postgres.pvcSpec" -}}
+accessModes:
+  {{- toYaml .p.accessModes | nindent 2 }}
+{{- if eq .storageClass "-" }}
+storageClassName: ""
+{{- else if .storageClass }}
+storageClassName: {{ .storageClass }}
+{{- end }}
+{{- with .selector }}
+selector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+resources:
+  requests:
+    storage: {{ .size }}
+{{- end -}}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The chart suite (`npm run test:chart`, part of `npm test`). Runs every check, then exits non-zero
+# when any failed:
+#   1. helm lint --strict: defaults and every charts/postgres/ci/*-values.yaml
+#   2. helm unittest: the suites in charts/postgres/tests/ (one per template, schema rejections)
+#   3. helm template | kubeconform -strict: defaults and every ci file, against the Kubernetes
+#      schemas of every version in SCHEMA_VERSIONS (test/toolchain/versions.sh)
+#   4. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
+#   5. the README's values table, the @param comments, values.yaml and values.schema.json agree
+#   6. every example in docs/chart.md is the ci file it names
+# Tools: helm, its unittest plugin and kubeconform from `bash test/toolchain/install.sh helm
+# unittest kubeconform schemas` (linked into .tools/bin; cached under ~/.cache/pg-autopilot).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
+. test/toolchain/versions.sh
+CACHE=${PGA_CACHE:-$HOME/.cache/pg-autopilot}
+export PATH="$ROOT/.tools/bin:$PATH"
+export HELM_PLUGINS="$CACHE/helm-plugins-$HELM_VERSION"
+# Keep helm away from the user's repositories and registry logins.
+HELM_TMP=$(mktemp -d); trap 'rm -rf "$HELM_TMP"' EXIT
+export HELM_CONFIG_HOME="$HELM_TMP/config" HELM_CACHE_HOME="$HELM_TMP/cache" HELM_DATA_HOME="$HELM_TMP/data"
+
+CHART=charts/postgres
+RELEASE=pg
+NAMESPACE=db
+# Custom resources without a Kubernetes schema; rendered, but not validated by kubeconform.
+SKIP_KINDS=ServiceMonitor,PodMonitor,PrometheusRule
+# Override files the suite insists on (each a documented scenario).
+REQUIRED_CI=(ephemeral vault existing-secret tls metrics one-member seven-members sync hard-anti-affinity)
+
+for tool in helm kubeconform node; do
+  command -v "$tool" >/dev/null || { echo "chart: $tool not found; run: bash test/toolchain/install.sh helm unittest kubeconform schemas" >&2; exit 2; }
+done
+[ -x "$HELM_PLUGINS/unittest/bin/untt" ] || { echo "chart: helm-unittest not installed in $HELM_PLUGINS; run: bash test/toolchain/install.sh unittest" >&2; exit 2; }
+for v in $SCHEMA_VERSIONS; do
+  [ -f "$CACHE/schemas/v$v-standalone-strict/.done" ] || { echo "chart: Kubernetes $v schemas missing; run: bash test/toolchain/install.sh schemas" >&2; exit 2; }
+done
+
+failed=()
+passed=0
+# check NAME CMD...: runs CMD, prints its output only when it fails.
+check() {
+  local name=$1; shift
+  local out
+  if out=$("$@" 2>&1); then
+    passed=$((passed + 1)); printf '  ok    %s\n' "$name"
+  else
+    failed+=("$name"); printf '  FAIL  %s\n' "$name"; printf '%s\n' "$out" | sed 's/^/        /'
+  fi
+}
+
+shopt -s nullglob
+ci_files=("$CHART"/ci/*-values.yaml)
+for want in "${REQUIRED_CI[@]}"; do
+  [ -f "$CHART/ci/$want-values.yaml" ] || failed+=("required override file $CHART/ci/$want-values.yaml is missing")
+done
+
+echo "chart: helm lint --strict"
+check "lint defaults" helm lint --strict "$CHART"
+for f in "${ci_files[@]}"; do check "lint $(basename "$f")" helm lint --strict "$CHART" -f "$f"; done
+
+echo "chart: helm unittest"
+check "unittest $CHART/tests" helm unittest --strict "$CHART"
+
+echo "chart: helm template | kubeconform -strict ($SCHEMA_VERSIONS)"
+# validate VERSION [VALUES_FILE]: renders (hooks included) for VERSION and validates every object.
+validate() {
+  local v=$1; shift
+  local args=(template "$RELEASE" "$CHART" --namespace "$NAMESPACE" --kube-version "$v")
+  [ $# -gt 0 ] && args+=(-f "$1")
+  local rendered; rendered=$(helm "${args[@]}") || return 1
+  printf '%s\n' "$rendered" | kubeconform -strict -summary -kubernetes-version "$v" \
+    -schema-location "$CACHE/schemas/{{ .NormalizedKubernetesVersion }}-standalone-strict/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+    -skip "$SKIP_KINDS" -
+}
+for v in $SCHEMA_VERSIONS; do
+  check "kubeconform $v defaults" validate "$v"
+  for f in "${ci_files[@]}"; do check "kubeconform $v $(basename "$f")" validate "$v" "$f"; done
+done
+
+echo "chart: bad values are rejected by name"
+# Each file's first line is "# expect: <text the error must contain>".
+rejects() {
+  local f=$1 expect out
+  expect=$(sed -n '1s/^# expect: //p' "$f")
+  [ -n "$expect" ] || { echo "$f: first line must be '# expect: <message>'"; return 1; }
+  if out=$(helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$f" 2>&1); then
+    echo "helm template accepted $f (expected an error containing: $expect)"; return 1
+  fi
+  grep -qF -- "$expect" <<<"$out" || { printf 'error does not contain %s:\n%s\n' "$expect" "$out"; return 1; }
+}
+for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejects "$f"; done
+
+echo "chart: docs"
+check "README values table matches values.yaml" node test/chart/values-table.mjs --check
+check "docs/chart.md examples are the ci files" node test/chart/doc-examples.mjs
+
+total=$((passed + ${#failed[@]}))
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\nchart: %d of %d checks failed:\n' "${#failed[@]}" "$total"; printf '  - %s\n' "${failed[@]}"
+  exit 1
+fi
+printf '\nchart: all %d checks passed\n' "$total"
