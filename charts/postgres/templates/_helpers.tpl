@@ -485,3 +485,9 @@ resources:
   requests:
     storage: {{ .size }}
 {{- end -}}
+
+{{/* postgres.clientLabel: the pod label ("<fullname>-client", value "true") that admits a pod of
+the release namespace to PostgreSQL under the NetworkPolicy. */}}
+{{- define "postgres.clientLabel" -}}
+{{- printf "%s-client" (include "postgres.fullname" .) -}}
+{{- end -}}
