@@ -1,0 +1,305 @@
+// Rendering of postgresql.conf, pg_hba.conf and the replication passfile. Pure.
+//
+// postgresql.conf = sound defaults for a replicated cluster, then the user's parameters
+// (validated: nothing that breaks replication or that the entrypoint manages), then the managed
+// and dynamic settings (ports, paths, TLS, primary_conninfo, slot, synchronous_standby_names),
+// last so that they always win (PostgreSQL takes the last occurrence of a setting).
+
+import { createHash } from 'node:crypto';
+import { ConfigError, type Config } from './config.js';
+
+export interface DynamicConf {
+  /** null → we are primary / no upstream */
+  primary: { host: string; port: number } | null;
+  slotName: string | null;
+  /** '' = async */
+  syncStandbyNames: string;
+  applicationName: string;
+}
+
+/** Files the entrypoint writes (all inside the data directory, except the passfile which holds
+ *  passwords and lives in the private socket directory). */
+export function confPaths(cfg: Pick<Config, 'dataDir' | 'runDir'>) {
+  return {
+    postgresqlConf: `${cfg.dataDir}/postgresql.conf`,
+    hbaFile: `${cfg.dataDir}/pg_hba.conf`,
+    identFile: `${cfg.dataDir}/pg_ident.conf`,
+    pgpass: `${cfg.runDir}/.pga-pgpass`,
+  };
+}
+
+/** Physical replication slot name of a member: lowercase [a-z0-9_], at most 63 characters.
+ *  Pod names are DNS names ("pg-postgres-0"); '-' and '.' become '_'. Names that would be longer
+ *  than 63 are cut and suffixed with a hash so that two long names never collide. */
+export function memberSlotName(podName: string): string {
+  let s = podName.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  if (s === '') s = 'member';
+  if (s.length > 63) {
+    const h = createHash('sha256').update(podName).digest('hex').slice(0, 8);
+    s = `${s.slice(0, 54)}_${h}`;
+  }
+  return s;
+}
+
+/** `ANY n ("a", "b")` for synchronous_standby_names, '' when there is no candidate or n < 1. */
+export function syncStandbyNamesFor(count: number, applicationNames: string[]): string {
+  const names = [...new Set(applicationNames)].sort();
+  if (count < 1 || names.length === 0) return '';
+  const n = Math.min(count, names.length);
+  return `ANY ${n} (${names.map((a) => `"${a.replace(/"/g, '""')}"`).join(', ')})`;
+}
+
+/** A value quoted for postgresql.conf: single quotes, ' doubled and \ escaped. */
+export function confQuote(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''").replace(/\n/g, '\\n')}'`;
+}
+
+/** A value quoted for a libpq conninfo string. */
+export function conninfoQuote(v: string): string {
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** One pgpass field: ':' and '\' escaped. */
+function pgpassField(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+}
+
+// ---------------------------------------------------------------------------------------------
+// user parameters
+
+/** Set by the entrypoint, not by users: refused in parameters.json. */
+const MANAGED: Record<string, string> = {
+  port: 'set from PGA_PG_PORT',
+  listen_addresses: "the entrypoint listens on all addresses ('*'); restrict clients with pg_hba rules or the NetworkPolicy",
+  unix_socket_directories: 'set to PGA_RUN_DIR (the autopilot talks to postgres over that socket)',
+  unix_socket_permissions: 'the socket is private to the postgres user (0700): the superuser logs in over it without a password',
+  unix_socket_group: 'the socket is private to the postgres user',
+  data_directory: 'set from PGA_DATA_DIR',
+  config_file: 'the entrypoint writes postgresql.conf itself',
+  hba_file: 'the entrypoint writes pg_hba.conf itself (add rules with postgresql.pgHba)',
+  ident_file: 'the entrypoint writes pg_ident.conf itself',
+  external_pid_file: 'postgres is supervised by the entrypoint',
+  primary_conninfo: 'managed by the autopilot (follows the current primary)',
+  primary_slot_name: 'managed by the autopilot (one physical slot per member)',
+  synchronous_standby_names: 'managed by the autopilot (PGA_SYNC_MODE / PGA_SYNC_COUNT)',
+  recovery_target_timeline: "must be 'latest' to follow failovers",
+  recovery_target: 'point-in-time recovery targets would stop a replica from following the primary',
+  recovery_target_lsn: 'point-in-time recovery targets would stop a replica from following the primary',
+  recovery_target_name: 'point-in-time recovery targets would stop a replica from following the primary',
+  recovery_target_time: 'point-in-time recovery targets would stop a replica from following the primary',
+  recovery_target_xid: 'point-in-time recovery targets would stop a replica from following the primary',
+  recovery_target_action: 'point-in-time recovery targets would stop a replica from following the primary',
+  promote_trigger_file: 'promotion is done by the autopilot',
+  hot_standby: 'must be on: replicas serve reads and the autopilot queries them',
+  ssl: 'set from PGA_TLS_CERT_FILE / PGA_TLS_KEY_FILE',
+  ssl_cert_file: 'set from PGA_TLS_CERT_FILE',
+  ssl_key_file: 'set from PGA_TLS_KEY_FILE',
+  ssl_ca_file: 'set from PGA_TLS_CA_FILE',
+  logging_collector: 'logs go to stderr, which the entrypoint turns into its own log lines',
+  include: 'include directives are not supported in parameters',
+  include_dir: 'include directives are not supported in parameters',
+  include_if_exists: 'include directives are not supported in parameters',
+};
+
+function pgBool(v: string): boolean | null {
+  const s = v.trim().toLowerCase();
+  if (['on', 'true', 'yes', '1', 't', 'y', 'tr', 'tru', 'ye'].includes(s)) return true;
+  if (['off', 'false', 'no', '0', 'f', 'n', 'of', 'fa', 'fal', 'fals'].includes(s)) return false;
+  return null;
+}
+
+function pgInt(v: string): number | null {
+  const s = v.trim();
+  return /^-?\d+$/.test(s) ? Number(s) : null;
+}
+
+/** Throws a ConfigError naming every parameter that would break replication or that the
+ *  entrypoint manages, and why. */
+export function validateParameters(params: Record<string, string>): void {
+  const problems: string[] = [];
+  const refuse = (name: string, value: string, why: string) =>
+    problems.push(`parameter ${name} = ${JSON.stringify(value)} is refused: ${why}. Fix: remove it from postgresql.parameters${why.includes('accepted') ? ' or use an accepted value' : ''}`);
+  for (const [rawName, value] of Object.entries(params)) {
+    const name = rawName.toLowerCase();
+    const managed = MANAGED[name];
+    if (managed) {
+      refuse(rawName, value, `managed by the entrypoint (${managed})`);
+      continue;
+    }
+    switch (name) {
+      case 'wal_level': {
+        const v = value.trim().toLowerCase();
+        if (v !== 'replica' && v !== 'logical') refuse(rawName, value, "replication needs wal_level replica or logical; accepted: 'replica', 'logical'");
+        break;
+      }
+      case 'max_wal_senders':
+      case 'max_replication_slots': {
+        const n = pgInt(value);
+        if (n === null || n < 10) refuse(rawName, value, `every member streams from the primary and a clone needs two more senders; accepted: an integer of at least 10`);
+        break;
+      }
+      case 'wal_log_hints': {
+        if (pgBool(value) !== true) refuse(rawName, value, 'pg_rewind (rejoining a former primary) needs wal_log_hints on; accepted: on');
+        break;
+      }
+      case 'full_page_writes': {
+        if (pgBool(value) !== true) refuse(rawName, value, 'pg_rewind and base backups need full_page_writes on; accepted: on');
+        break;
+      }
+      case 'password_encryption': {
+        if (value.trim().toLowerCase() !== 'scram-sha-256') refuse(rawName, value, "pg_hba.conf only accepts scram-sha-256 passwords; accepted: 'scram-sha-256'");
+        break;
+      }
+      case 'log_destination': {
+        const parts = value.split(',').map((x) => x.trim().toLowerCase());
+        if (!parts.includes('stderr') || parts.some((p) => p !== 'stderr')) refuse(rawName, value, "logs must go to stderr (no logging collector runs); accepted: 'stderr'");
+        break;
+      }
+      case 'archive_mode': {
+        const v = value.trim().toLowerCase();
+        const on = v === 'always' || pgBool(v) === true;
+        const cmd = (params['archive_command'] ?? '').trim();
+        const lib = (params['archive_library'] ?? '').trim();
+        if (on && cmd === '' && lib === '') refuse(rawName, value, 'archive_mode on without archive_command or archive_library makes WAL pile up until the disk is full; accepted: set archive_command (or archive_library) too, or leave archive_mode off');
+        break;
+      }
+      case 'hot_standby_feedback':
+      case 'max_connections':
+      default:
+        if (/[\n\r\0]/.test(value)) refuse(rawName, value, 'values cannot contain newlines or NUL characters');
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Defaults a replicated cluster needs; users may override these (within validateParameters). */
+function defaults(cfg: Config): [string, string][] {
+  return [
+    ['cluster_name', cfg.clusterName],
+    ['max_connections', '100'],
+    ['wal_level', 'replica'],
+    ['wal_log_hints', 'on'],
+    ['full_page_writes', 'on'],
+    ['max_wal_senders', '10'],
+    ['max_replication_slots', '10'],
+    ['wal_keep_size', '256MB'],
+    ['hot_standby_feedback', 'on'],
+    ['wal_receiver_timeout', '30s'],
+    ['wal_sender_timeout', '30s'],
+    ['wal_retrieve_retry_interval', '1s'],
+    ['password_encryption', 'scram-sha-256'],
+    ['log_destination', 'stderr'],
+    ['log_line_prefix', '%m [%p] %q%u@%d '],
+    ['log_checkpoints', 'on'],
+    ['log_connections', 'off'],
+    ['log_timezone', 'UTC'],
+    ['timezone', 'UTC'],
+  ];
+}
+
+export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
+  validateParameters(cfg.parameters);
+  const paths = confPaths(cfg);
+  const line = (k: string, v: string) => `${k} = ${confQuote(v)}`;
+  const out: string[] = [
+    '# postgresql.conf written by pg-autopilot at every start and change; edits here are lost.',
+    '# User parameters come from $PGA_CONFIG_DIR/parameters.json (chart: postgresql.parameters).',
+    '',
+    '# --- defaults for a replicated cluster',
+    ...defaults(cfg).map(([k, v]) => line(k, v)),
+    '',
+    '# --- user parameters (parameters.json)',
+    ...Object.keys(cfg.parameters)
+      .sort()
+      .map((k) => line(k, cfg.parameters[k] as string)),
+    '',
+    '# --- managed by the entrypoint',
+    line('listen_addresses', '*'),
+    `port = ${cfg.pgPort}`,
+    line('unix_socket_directories', cfg.runDir),
+    // private socket: pg_hba trusts the superuser over it (see renderPgHba)
+    'unix_socket_permissions = 0700',
+    line('hba_file', paths.hbaFile),
+    line('ident_file', paths.identFile),
+    'hot_standby = on',
+    'logging_collector = off',
+  ];
+  if (cfg.tls) {
+    out.push('ssl = on', line('ssl_cert_file', cfg.tls.certFile), line('ssl_key_file', cfg.tls.keyFile));
+    if (cfg.tls.caFile) out.push(line('ssl_ca_file', cfg.tls.caFile));
+  } else {
+    out.push('ssl = off');
+  }
+  out.push('', '# --- dynamic (autopilot): upstream, slot, synchronous standbys');
+  if (dyn.primary) {
+    const conninfo = [
+      `host=${conninfoQuote(dyn.primary.host)}`,
+      `port=${dyn.primary.port}`,
+      `user=${conninfoQuote(cfg.replicationUser)}`,
+      `passfile=${conninfoQuote(paths.pgpass)}`,
+      `application_name=${conninfoQuote(dyn.applicationName)}`,
+      `sslmode=prefer`,
+      `connect_timeout=5`,
+      `keepalives_idle=5`,
+      `keepalives_interval=2`,
+      `keepalives_count=3`,
+    ].join(' ');
+    out.push(line('primary_conninfo', conninfo));
+    out.push(line('primary_slot_name', dyn.slotName ?? ''));
+  } else {
+    out.push(line('primary_conninfo', ''), line('primary_slot_name', ''));
+  }
+  out.push(line('synchronous_standby_names', dyn.syncStandbyNames));
+  out.push(line('recovery_target_timeline', 'latest'));
+  return out.join('\n') + '\n';
+}
+
+/**
+ * pg_hba.conf. Order (first match wins):
+ *  1. `local all <superuser> trust`: the autopilot's own connections over the unix socket. Safe
+ *     because the socket directory and socket are private to the postgres OS user (0700,
+ *     unix_socket_permissions = 0700): no other user of the container can reach it. (peer would
+ *     need the OS user name to equal the role name, which PGA_SUPERUSER does not guarantee.)
+ *  2. other local connections: scram-sha-256.
+ *  3. replication connections: only the replication role, scram-sha-256, from anywhere; every
+ *     other role is rejected for replication.
+ *  4. the user's rules ($PGA_CONFIG_DIR/pg_hba.conf, chart postgresql.pgHba), so they can allow
+ *     or reject specific clients before the catch-all;
+ *  5. catch-all: every database/role with scram-sha-256 (the superuser needs it for pg_rewind).
+ * With TLS, network rules are `hostssl` (plaintext TCP connections match nothing and are
+ * refused).
+ */
+export function renderPgHba(cfg: Config): string {
+  const host = cfg.tls ? 'hostssl' : 'host';
+  const q = (role: string) => `"${role}"`;
+  const lines = [
+    '# pg_hba.conf written by pg-autopilot; edits here are lost. Add rules with postgresql.pgHba.',
+    '# TYPE    DATABASE     USER                 ADDRESS   METHOD',
+    `local     all          ${q(cfg.superuser)}  trust`,
+    `local     replication  all                  reject`,
+    `local     all          all                  scram-sha-256`,
+    `${host.padEnd(9)} replication  ${q(cfg.replicationUser)}  all  scram-sha-256`,
+    `host      replication  all                  all       reject`,
+    `hostssl   replication  all                  all       reject`,
+    '',
+    '# --- user rules ($PGA_CONFIG_DIR/pg_hba.conf)',
+    cfg.pgHbaExtra.trimEnd(),
+    '',
+    '# --- catch-all',
+    `${host.padEnd(9)} all          all                  all       scram-sha-256`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** The passfile named in primary_conninfo and used for pg_basebackup / pg_rewind: the replication
+ *  role and the superuser, for any host. Written with mode 0600. */
+export function renderPgpass(cfg: Config): string {
+  return (
+    [
+      `*:*:*:${pgpassField(cfg.replicationUser)}:${pgpassField(cfg.secrets.replicationPassword)}`,
+      `*:*:*:${pgpassField(cfg.superuser)}:${pgpassField(cfg.secrets.superuserPassword)}`,
+    ].join('\n') + '\n'
+  );
+}
