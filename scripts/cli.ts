@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// `autopilot`: the image's entrypoint (`autopilot run`) and the operator's CLI.
+//   exit 0 done · 1 the operation failed (the message says why) · 2 bad usage
+import { parseArgs } from 'node:util';
+import { loadCliConfig, nodeFileReader, ConfigError } from './core/config.js';
+import { createKube, loadConnection } from './shell/kube.js';
+import { REINIT_ANNOTATION } from './shell/autopilot.js';
+import type { StatusSnapshot } from './shell/autopilot.js';
+
+export const USAGE = `usage: autopilot <command> [options]
+
+commands:
+  run                       start this member (the container's default command)
+  status [--json]           members, roles, lag, timeline and the lease holder
+  switchover [--to MEMBER]  hand the primary role to MEMBER (default: the most caught-up replica)
+  reinit MEMBER             make a replica wipe its data and clone again from the primary
+  pause                     maintenance: the autopilot acts on nothing (no failover, no demotion)
+  resume                    end maintenance
+  help                      this text
+
+environment: PGA_API_URL (default http://127.0.0.1:8008), PGA_API_TOKEN or PGA_API_TOKEN_FILE
+(needed by switchover, pause, resume), PGA_NAMESPACE and KUBECONFIG or the pod's ServiceAccount
+(reinit).
+exit status: 0 done, 1 the operation failed, 2 bad usage.`;
+
+class UsageError extends Error {}
+
+function fail(msg: string, code: number): never {
+  process.stderr.write(`autopilot: ${msg}\n`);
+  if (code === 2) process.stderr.write('run "autopilot help" for usage\n');
+  process.exit(code);
+}
+
+async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; json: any }> {
+  const cfg = loadCliConfig(process.env, nodeFileReader);
+  const headers: Record<string, string> = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let r: Response;
+  try {
+    r = await fetch(`${cfg.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    throw new Error(`cannot reach the member's API at ${cfg.apiUrl} (${(e as Error).message}); is the autopilot running? (PGA_API_URL)`);
+  }
+  const text = await r.text();
+  let json: any = text;
+  try { json = JSON.parse(text); } catch { /* text */ }
+  return { status: r.status, json };
+}
+
+function formatStatus(s: StatusSnapshot): string {
+  const rows = [s.member, ...s.members].sort((a, b) => a.name.localeCompare(b.name));
+  const head = ['MEMBER', 'ROLE', 'HEALTHY', 'TIMELINE', 'LSN', 'LAG', 'HOST'];
+  const body = rows.map((m) => [
+    m.name + (m.name === s.leaseHolder ? ' *' : ''), m.role, m.healthy ? 'yes' : 'no', String(m.timeline ?? '-'), m.lsn ?? '-',
+    m.role === 'primary' ? '0' : m.lagBytes === null ? '-' : String(m.lagBytes), m.host,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [
+    line(head), ...body.map(line), '',
+    `lease holder: ${s.leaseHolder ?? 'none'}${s.leader ? '' : ' (expired)'} · failovers: ${s.failovers}${s.paused ? ' · PAUSED' : ''}${s.syncStandbys ? ` · synchronous: [${s.syncStandbys.join(', ')}]` : ''}`,
+    `this member (${s.member.name}): ${s.reason}`,
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const parse = (options: NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>['options']>, positionals: number) => {
+    try {
+      const r = parseArgs({ args: rest, options, allowPositionals: positionals > 0, strict: true });
+      if (r.positionals.length > positionals) throw new UsageError(`unexpected argument "${r.positionals[positionals]}"`);
+      return r;
+    } catch (e) {
+      throw new UsageError(((e as Error).message.split('\n')[0] ?? '').replace(/^TypeError \[\w+\]: /, ''));
+    }
+  };
+  const token = () => {
+    const t = loadCliConfig(process.env, nodeFileReader).apiToken;
+    if (!t) throw new Error('no API token: set PGA_API_TOKEN or PGA_API_TOKEN_FILE (the chart mounts it as a file)');
+    return t;
+  };
+  switch (command) {
+    case 'run': {
+      parse({}, 0);
+      const { run } = await import('./main.js');
+      return run();
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      if (command === undefined) process.exit(2);
+      return;
+    case 'status': {
+      const { values } = parse({ json: { type: 'boolean' } }, 0);
+      const r = await api('GET', '/status', null);
+      if (r.status !== 200) throw new Error(`status: HTTP ${r.status}: ${JSON.stringify(r.json)}`);
+      process.stdout.write(values.json ? JSON.stringify(r.json, null, 2) + '\n' : formatStatus(r.json) + '\n');
+      return;
+    }
+    case 'switchover': {
+      const { values } = parse({ to: { type: 'string' } }, 0);
+      if (values.to !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(String(values.to))) throw new UsageError(`--to "${values.to}" is not a member (pod) name`);
+      const r = await api('POST', '/switchover', token(), values.to ? { to: values.to } : {});
+      if (r.status >= 300) throw new Error(`switchover refused (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write(`${r.json.message}\n`);
+      return;
+    }
+    case 'pause':
+    case 'resume': {
+      parse({}, 0);
+      const r = await api('POST', `/${command}`, token());
+      if (r.status >= 300) throw new Error(`${command} failed (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write(`${r.json.message}\n`);
+      return;
+    }
+    case 'reinit': {
+      const { positionals } = parse({}, 1);
+      const member = positionals[0];
+      if (!member) throw new UsageError('reinit needs the MEMBER to re-clone, e.g. "autopilot reinit pg-postgres-2"');
+      const cfg = loadCliConfig(process.env, nodeFileReader);
+      if (!cfg.namespace) throw new Error('PGA_NAMESPACE is not set: reinit needs the namespace of the members');
+      const kube = createKube(loadConnection(cfg.kubeconfig), cfg.namespace);
+      try {
+        const st = await api('GET', '/status', null).catch(() => null);
+        if (st?.json?.leaseHolder === member) throw new Error(`${member} is the primary; switch over first ("autopilot switchover"), then reinit it`);
+        await kube.patchPod(member, { annotations: { [REINIT_ANNOTATION]: new Date().toISOString() } });
+      } finally {
+        kube.close();
+      }
+      process.stdout.write(`${member} will wipe its data and clone again from the primary\n`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly || process.argv[1]?.endsWith('/autopilot')) {
+  main(process.argv.slice(2)).catch((e) => {
+    if (e instanceof UsageError) fail(e.message, 2);
+    if (e instanceof ConfigError) fail(e.message, 2);
+    fail((e as Error).message, 1);
+  });
+}

@@ -1,0 +1,31 @@
+// pg_controldata, read while postgres is down: was this data directory a primary or a standby,
+// and where is its last checkpoint (the hand-off waits for the target to have received it).
+import { execFile } from 'node:child_process';
+import type { ControlRole } from '../core/types.js';
+
+export interface ControlData {
+  role: ControlRole;
+  state: string;
+  checkpointLsn: string | null;
+  timeline: number | null;
+}
+
+/** Pure: parse pg_controldata's text. */
+export function parseControlData(text: string): ControlData {
+  const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.+)$`, 'm'))?.[1]?.trim() ?? null;
+  const state = field('Database cluster state') ?? 'unknown';
+  // "in production" (crashed or running primary) and "shut down" (clean primary shutdown) are
+  // primaries; "shut down in recovery" and "in archive recovery" are standbys.
+  const role: ControlRole = /recovery/.test(state) ? 'standby' : /^(in production|shut down|shutting down|in crash recovery)$/.test(state) ? 'primary' : 'unknown';
+  const tl = field("Latest checkpoint's TimeLineID");
+  return { role, state, checkpointLsn: field('Latest checkpoint location'), timeline: tl ? Number(tl) : null };
+}
+
+export function readControlData(binDir: string, dataDir: string): Promise<ControlData> {
+  return new Promise((resolve) => {
+    execFile(`${binDir}/pg_controldata`, ['-D', dataDir], { env: { ...process.env, LC_ALL: 'C' }, timeout: 5_000 }, (err, stdout) => {
+      if (err) return resolve({ role: 'unknown', state: `pg_controldata failed: ${err.message}`, checkpointLsn: null, timeline: null });
+      resolve(parseControlData(stdout));
+    });
+  });
+}

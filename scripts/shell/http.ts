@@ -1,0 +1,88 @@
+// The member's HTTP API (port 8008): probes, status, metrics, and the authenticated operations.
+// It reads the autopilot's last observation and decision; it never decides anything itself.
+import * as http from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Autopilot } from './autopilot.js';
+import type { Logger } from './log.js';
+
+const MAX_BODY = 4096;
+
+function tokenMatches(given: string, want: string): boolean {
+  // Compare digests so the comparison takes the same time whatever the lengths.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(want).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function authorize(header: string | undefined, token: string): 200 | 401 | 403 {
+  if (!header || !/^Bearer\s+\S+/i.test(header)) return 401;
+  return tokenMatches(header.replace(/^Bearer\s+/i, '').trim(), token) ? 200 : 403;
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) { reject(new Error(`body larger than ${MAX_BODY} bytes`)); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<http.Server> {
+  const send = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json') => {
+    const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
+    res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
+    res.end(text);
+  };
+  const server = http.createServer(async (req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    try {
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        switch (path) {
+          case '/healthz': return ap.alive() ? send(res, 200, { ok: true }) : send(res, 503, { ok: false, error: 'the autopilot loop is stuck' });
+          case '/readyz': return ap.ready() ? send(res, 200, { ok: true }) : send(res, 503, { ok: false, reason: ap.snapshot().reason });
+          case '/primary': return ap.isPrimary() ? send(res, 200, { primary: true }) : send(res, 503, { primary: false });
+          case '/replica': return ap.isReplica() ? send(res, 200, { replica: true }) : send(res, 503, { replica: false });
+          case '/status': return send(res, 200, ap.snapshot());
+          case '/metrics': return send(res, 200, ap.metrics(), 'text/plain; version=0.0.4');
+          default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
+        }
+      }
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume'].includes(path)) {
+        const auth = authorize(req.headers.authorization, opts.token);
+        if (auth !== 200) {
+          req.resume();
+          return send(res, auth, { error: auth === 401 ? 'missing "Authorization: Bearer <token>" (the api-token secret)' : 'wrong token' });
+        }
+        if (path === '/pause' || path === '/resume') {
+          const r = await ap.setPaused(path === '/pause');
+          return send(res, r.status, { message: r.message });
+        }
+        const raw = await readBody(req);
+        let to: string | null = null;
+        if (raw.trim()) {
+          let parsed: unknown;
+          try { parsed = JSON.parse(raw); } catch { return send(res, 400, { error: 'body must be JSON: {"to": "MEMBER"} or empty' }); }
+          const t = (parsed as { to?: unknown })?.to;
+          if (t !== undefined && t !== null && (typeof t !== 'string' || !t)) return send(res, 400, { error: '"to" must be a member name' });
+          to = (t as string | undefined) ?? null;
+        }
+        const r = await ap.requestSwitchover(to);
+        return send(res, r.status, { message: r.message });
+      }
+      return send(res, 405, { error: `${req.method} ${path} is not supported` });
+    } catch (e) {
+      opts.log.error('http handler failed', { path, error: (e as Error).message });
+      if (!res.headersSent) send(res, 500, { error: (e as Error).message });
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve(server));
+  });
+}
