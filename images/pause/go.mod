@@ -1,0 +1,3 @@
+module pga.local/pause
+
+go 1.22
