@@ -281,8 +281,9 @@ export function renderPgHba(cfg: Config): string {
     `local     replication  all                  reject`,
     `local     all          all                  scram-sha-256`,
     `${host.padEnd(9)} replication  ${q(cfg.replicationUser)}  all  scram-sha-256`,
+    // (a hostssl line with ssl = off makes postgres warn at every load: only with TLS)
     `host      replication  all                  all       reject`,
-    `hostssl   replication  all                  all       reject`,
+    ...(cfg.tls ? [`hostssl   replication  all                  all       reject`] : []),
     '',
     '# --- user rules ($PGA_CONFIG_DIR/pg_hba.conf)',
     cfg.pgHbaExtra.trimEnd(),

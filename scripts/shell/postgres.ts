@@ -482,6 +482,15 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     ].join(' ');
     plog.info('pg_rewind', { from: `${from.host}:${from.port}` });
     const t0 = Date.now();
+    // pg_rewind reads the source's timeline from its pg_control, which a promoted server only
+    // updates at its first checkpoint after the promotion: without one, pg_rewind would find
+    // both on the same timeline and do nothing ("no rewind required").
+    try {
+      await sourceCheckpoint(from);
+    } catch (e) {
+      plog.error('pg_rewind: cannot reach the source to check its checkpoint', { err: e });
+      return false;
+    }
     // The marker stays if pg_rewind fails: it may have changed files already, so the directory
     // must not be started as it is (the autopilot re-clones).
     await setMarker('pg_rewind');
@@ -497,6 +506,36 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     else await fsp.rm(`${cfg.dataDir}/postgresql.auto.conf`, { force: true }).then(() => undefined);
     plog.info('pg_rewind done', { ms: Date.now() - t0 });
     return true;
+  }
+
+  /** On the rewind source: CHECKPOINT when its control file still shows an older timeline than
+   *  the one it writes WAL on (just promoted). */
+  async function sourceCheckpoint(from: { host: string; port: number }): Promise<void> {
+    const c = new pg.Client({
+      host: from.host,
+      port: from.port,
+      user: cfg.superuser,
+      password: cfg.secrets.superuserPassword,
+      database: 'postgres',
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 120_000,
+      application_name: `${cfg.podName}-rewind`,
+    });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      const r = await c.query(`SELECT pg_is_in_recovery() AS rec,
+          (SELECT timeline_id FROM pg_control_checkpoint()) AS cp_tli,
+          CASE WHEN pg_is_in_recovery() THEN NULL ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS tli`);
+      const row = r.rows[0] as { rec: boolean; cp_tli: number; tli: number | null };
+      if (row.rec) throw new Error('the rewind source is in recovery, not a primary');
+      if (row.tli !== null && row.tli !== row.cp_tli) {
+        plog.info('rewind source: checkpoint so that its control file shows the new timeline', { timeline: row.tli, checkpointTimeline: row.cp_tli });
+        await c.query('CHECKPOINT');
+      }
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   }
 
   async function writeConfig(dyn: DynamicConf): Promise<boolean> {
@@ -667,6 +706,12 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     if (!rows[0]?.ok) throw new Error('pg_promote() returned false: the promotion did not finish within 60 s');
     await setStandby(false); // postgres removed it; keep our view consistent
     plog.info('promoted', { ms: Date.now() - t0 });
+    // A checkpoint records the new timeline in pg_control, which pg_rewind of the former primary
+    // reads. Not awaited: writes are already accepted; rewind() checks again anyway.
+    void withClient((c) => c.query('CHECKPOINT'), 'postgres', 300_000).then(
+      () => plog.info('post-promotion checkpoint done', { ms: Date.now() - t0 }),
+      (e) => plog.warn('post-promotion checkpoint failed', { err: e }),
+    );
   }
 
   async function checkpoint(): Promise<void> {

@@ -1,0 +1,365 @@
+// The PostgreSQL layer against real PostgreSQL binaries (Debian's, /usr/lib/postgresql/*/bin):
+// bootstrap, clone, streaming, promotion, pg_rewind after a divergence, interrupted clones and
+// half-initialized directories, crash restart by the supervisor. Sequential: each step builds on
+// the previous one.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { parseLsn } from '../../scripts/core/lsn.js';
+import { memberSlotName } from '../../scripts/core/render.js';
+import { PASSWORDS, PgHarness, waitFor, type Member } from './pg-harness.js';
+
+const h = PgHarness.create();
+let m0: Member, m1: Member, m2: Member;
+const timings: Record<string, number> = {};
+
+const dyn = (self: Member, primary: Member | null, sync = '') => ({
+  primary: primary ? { host: '127.0.0.1', port: primary.port } : null,
+  slotName: primary ? memberSlotName(self.name) : null,
+  syncStandbyNames: sync,
+  applicationName: self.name,
+});
+
+const bootstrapFiles = {
+  'parameters.json': JSON.stringify({ shared_buffers: '16MB', max_connections: 40, log_min_messages: 'info', wal_keep_size: '64MB' }),
+  'pg_hba.conf': '# user rule\nhost all reporter 10.99.0.0/16 reject\n',
+  'bootstrap.json': JSON.stringify({
+    initdb: { encoding: 'UTF8', locale: 'C.UTF-8', dataChecksums: true, args: [] },
+    users: [
+      { name: 'reporter', passwordKey: 'reporter-password', options: ['LOGIN', 'CONNECTION LIMIT 5'] },
+      { name: 'nologin_role', options: ['NOLOGIN'] },
+    ],
+    databases: [{ name: 'reports', owner: 'reporter' }],
+  }),
+  'initdb.d/01-schema.sql': 'CREATE TABLE public.init_log (n int primary key, at timestamptz default now());\nINSERT INTO public.init_log VALUES (1);\n',
+  'initdb.d/02-more.sql': '\\connect reports\nCREATE TABLE report (id int);\n',
+};
+
+async function rows(m: Member, sql: string): Promise<Record<string, unknown>[]> {
+  return (await m.pg.query(sql)) as Record<string, unknown>[];
+}
+
+describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
+  before(async () => {
+    m0 = await h.member('m0', { configFiles: bootstrapFiles, secretFiles: { 'reporter-password': 'rep-pw\n' } });
+    // every member gets the same configuration, as from the chart's ConfigMap (a standby with a
+    // lower max_connections than its primary would refuse to start)
+    m1 = await h.member('m1', { configFiles: bootstrapFiles, secretFiles: { 'reporter-password': 'rep-pw\n' } });
+    m2 = await h.member('m2', { configFiles: bootstrapFiles, secretFiles: { 'reporter-password': 'rep-pw\n' } });
+  });
+
+  after(async () => {
+    await h.cleanup();
+    assert.deepEqual(h.strayPids(), [], 'no postgres process survives the tests');
+    assert.equal(existsSync(h.root), false, 'temp dir removed');
+    process.stderr.write(`# timings (ms): ${JSON.stringify(timings)}\n`);
+  });
+
+  test('a fresh member: missing data dir, status says not running', async () => {
+    assert.equal(await m0.pg.dataDirState(), 'missing');
+    const s = await m0.pg.status();
+    assert.equal(s.running, false);
+    assert.equal(s.accepting, false);
+    assert.ok(s.error);
+    await assert.rejects(m0.pg.start(), /missing/);
+  });
+
+  test('initdb → start → bootstrapSql → status (primary, timeline 1)', async () => {
+    let t = Date.now();
+    await m0.pg.initdb();
+    timings.initdb = Date.now() - t;
+    // half-initialized until bootstrapSql finished
+    assert.equal(await m0.pg.dataDirState(), 'partial');
+    assert.equal(statSync(m0.cfg.dataDir).mode & 0o777, 0o700);
+    assert.equal(await m0.pg.writeConfig(dyn(m0, null)), true);
+    assert.equal(await m0.pg.writeConfig(dyn(m0, null)), false, 'unchanged config reports false');
+    await m0.pg.setStandby(false);
+    t = Date.now();
+    await m0.pg.start();
+    timings.start = Date.now() - t;
+    t = Date.now();
+    await m0.pg.bootstrapSql();
+    timings.bootstrapSql = Date.now() - t;
+    assert.equal(await m0.pg.dataDirState(), 'valid');
+
+    const s = await m0.pg.status();
+    assert.equal(s.running, true);
+    assert.equal(s.accepting, true);
+    assert.equal(s.inRecovery, false);
+    assert.equal(s.timeline, 1);
+    assert.ok(s.currentLsn && parseLsn(s.currentLsn) > 0n);
+    assert.match(s.systemIdentifier ?? '', /^\d+$/);
+    assert.equal(s.error, null);
+
+    // checksums on, user parameters applied, managed ones in place
+    const [cs] = await rows(m0, 'SHOW data_checksums');
+    assert.equal(cs?.data_checksums, 'on');
+    const [sb] = await rows(m0, 'SHOW shared_buffers');
+    assert.equal(sb?.shared_buffers, '16MB');
+    const [mc] = await rows(m0, 'SHOW max_connections');
+    assert.equal(mc?.max_connections, '40');
+    const [wl] = await rows(m0, 'SHOW wal_level');
+    assert.equal(wl?.wal_level, 'replica');
+    const [enc] = await rows(m0, "SELECT pg_encoding_to_char(encoding) AS e, datcollate FROM pg_database WHERE datname = 'postgres'");
+    assert.equal(enc?.e, 'UTF8');
+    assert.equal(enc?.datcollate, 'C.UTF-8');
+
+    // roles and databases, with scram passwords, reachable over TCP with the hba rules
+    const roles = await rows(m0, "SELECT rolname, rolreplication, rolcanlogin, rolconnlimit, rolpassword LIKE 'SCRAM-SHA-256$%' AS scram FROM pg_authid ORDER BY rolname");
+    const byName = Object.fromEntries(roles.map((r) => [r.rolname, r]));
+    assert.equal(byName.replicator?.rolreplication, true);
+    assert.equal(byName.replicator?.scram, true);
+    assert.equal(byName.app?.rolcanlogin, true);
+    assert.equal(byName.reporter?.rolconnlimit, 5);
+    assert.equal(byName.nologin_role?.rolcanlogin, false);
+    assert.equal(byName.postgres?.scram, true);
+    const [appdb] = await rows(m0, "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'app'");
+    assert.equal(appdb?.owner, 'app');
+    const [repdb] = await rows(m0, "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'reports'");
+    assert.equal(repdb?.owner, 'reporter');
+    assert.deepEqual(await h.tcpQuery(m0, 'app', PASSWORDS.app, 'SELECT current_user AS u', 'app'), [{ u: 'app' }]);
+    assert.deepEqual(await h.tcpQuery(m0, 'reporter', 'rep-pw', "SELECT to_regclass('public.report') IS NOT NULL AS ok", 'reports'), [{ ok: true }]);
+    assert.deepEqual(await h.tcpQuery(m0, 'postgres', PASSWORDS.superuser, 'SELECT 1 AS one'), [{ one: 1 }]);
+    await assert.rejects(h.tcpQuery(m0, 'app', 'wrong', 'SELECT 1', 'app'), /password authentication failed/);
+    // the replication role cannot open normal sessions to data it does not own? It can log in
+    // (LOGIN) but a non-replication role cannot open a replication connection: checked by hba.
+    const hba = readFileSync(`${m0.cfg.dataDir}/pg_hba.conf`, 'utf8');
+    assert.match(hba, /host all reporter 10\.99\.0\.0\/16 reject/);
+
+    // init scripts ran once, in order
+    assert.deepEqual(await rows(m0, 'SELECT n FROM init_log'), [{ n: 1 }]);
+    await m0.pg.bootstrapSql(); // re-run: idempotent, scripts not repeated
+    assert.deepEqual(await rows(m0, 'SELECT n FROM init_log'), [{ n: 1 }]);
+
+    // postgres' own lines reached the logger as JSON objects
+    const pgLines = m0.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((o) => o.source === 'postgres');
+    assert.ok(pgLines.some((o) => /database system is ready to accept connections/.test(String(o.msg))), 'postgres startup line logged as JSON');
+    assert.ok(pgLines.every((o) => typeof o.ts === 'string' && typeof o.level === 'string'));
+  });
+
+  test('no secret in postgresql.conf; passfile is 0600', async () => {
+    const conf = readFileSync(`${m0.cfg.dataDir}/postgresql.conf`, 'utf8');
+    for (const pw of Object.values(PASSWORDS)) assert.equal(conf.includes(pw), false, `postgresql.conf must not contain ${pw}`);
+    const pass = `${m0.cfg.runDir}/.pga-pgpass`;
+    assert.equal(statSync(pass).mode & 0o777, 0o600);
+  });
+
+  test('clone: pg_basebackup from the primary → standby streaming through its slot', async () => {
+    await m0.pg.ensureSlots([memberSlotName(m1.name)]);
+    await m0.pg.ensureSlots([memberSlotName(m1.name)]); // idempotent
+    const progress: number[] = [];
+    let t = Date.now();
+    await m1.pg.basebackup({ host: '127.0.0.1', port: m0.port }, (p) => progress.push(p));
+    timings.basebackup = Date.now() - t;
+    assert.equal(progress.at(-1), 100, `progress reported up to 100%: ${progress.join(',')}`);
+    assert.equal(await m1.pg.dataDirState(), 'valid');
+    await m1.pg.writeConfig(dyn(m1, m0));
+    await m1.pg.setStandby(true);
+    t = Date.now();
+    await m1.pg.start();
+    const st = await waitFor('m1 streaming', async () => {
+      const s = await m1.pg.status();
+      return s.streaming ? s : null;
+    });
+    timings.standbyStartToStreaming = Date.now() - t;
+    assert.equal(st.inRecovery, true);
+    assert.equal(st.timeline, 1);
+    assert.equal(st.upstreamHost, '127.0.0.1');
+    assert.ok(st.receivedLsn && st.replayedLsn);
+    assert.equal(st.currentLsn, null);
+    assert.equal(st.systemIdentifier, (await m0.pg.status()).systemIdentifier);
+
+    const ps = await waitFor('m0 sees m1', async () => {
+      const s = await m0.pg.status();
+      return s.replicas.find((r) => r.applicationName === 'm1' && r.state === 'streaming') ? s : null;
+    });
+    const rep = ps.replicas.find((r) => r.applicationName === 'm1');
+    assert.equal(rep?.syncState, 'async');
+    const [slot] = await rows(m0, `SELECT active FROM pg_replication_slots WHERE slot_name = '${memberSlotName('m1')}'`);
+    assert.equal(slot?.active, true, 'standby streams through its slot');
+
+    // a write on the primary is replayed on the standby
+    await m0.pg.query('CREATE TABLE t (id int primary key, v text)');
+    await m0.pg.query("INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g");
+    const target = (await m0.pg.status()).currentLsn as string;
+    await waitFor('m1 replayed', async () => {
+      const s = await m1.pg.status();
+      return s.replayedLsn && parseLsn(s.replayedLsn) >= parseLsn(target);
+    });
+    assert.deepEqual(await rows(m1, 'SELECT count(*)::int AS n FROM t'), [{ n: 1000 }]);
+    await assert.rejects(m1.pg.query('INSERT INTO t VALUES (0, \'x\')'), /read-only/);
+  });
+
+  test('synchronous_standby_names via writeConfig + reload', async () => {
+    assert.equal(await m0.pg.writeConfig(dyn(m0, null, 'ANY 1 ("m1")')), true);
+    await m0.pg.reload();
+    await waitFor('m1 sync', async () => {
+      const s = await m0.pg.status();
+      return s.replicas.find((r) => r.applicationName === 'm1' && r.syncState === 'quorum');
+    });
+    await m0.pg.query("INSERT INTO t VALUES (1001, 'sync')"); // commits only with m1's ack
+    await m0.pg.writeConfig(dyn(m0, null, ''));
+    await m0.pg.reload();
+    await waitFor('m1 async again', async () => {
+      const s = await m0.pg.status();
+      return s.replicas.find((r) => r.applicationName === 'm1' && r.syncState === 'async');
+    });
+  });
+
+  test('promote the standby (timeline 2); the old primary diverges; pg_rewind brings it back as a standby', async () => {
+    // split brain on purpose: m1 is promoted while m0 still accepts writes
+    let t = Date.now();
+    await m1.pg.promote();
+    timings.promote = Date.now() - t;
+    const s1 = await m1.pg.status();
+    assert.equal(s1.inRecovery, false);
+    assert.equal(s1.timeline, 2);
+    assert.equal(existsSync(`${m1.cfg.dataDir}/standby.signal`), false);
+    await m1.pg.writeConfig(dyn(m1, null));
+    await m1.pg.query("INSERT INTO t VALUES (2001, 'on m1 after promotion')");
+    await m0.pg.query("INSERT INTO t SELECT g, 'lost on m0' FROM generate_series(3001, 3500) g");
+    await m0.pg.checkpoint();
+
+    await m1.pg.ensureSlots([memberSlotName(m0.name)]);
+    await m0.pg.stop('fast');
+    assert.equal(m0.pg.isRunning(), false);
+    await m0.pg.writeConfig(dyn(m0, m1));
+    t = Date.now();
+    assert.equal(await m0.pg.rewind({ host: '127.0.0.1', port: m1.port }), true);
+    timings.rewind = Date.now() - t;
+    assert.equal(await m0.pg.dataDirState(), 'valid');
+    // our configuration is back (pg_rewind copies the source's files)
+    assert.match(readFileSync(`${m0.cfg.dataDir}/postgresql.conf`, 'utf8'), new RegExp(`port=${m1.port}`));
+    await m0.pg.setStandby(true);
+    await m0.pg.start();
+    const s0 = await waitFor('m0 streams from m1', async () => {
+      const s = await m0.pg.status();
+      return s.streaming && s.timeline === 2 ? s : null;
+    });
+    assert.equal(s0.inRecovery, true);
+    const target = (await m1.pg.status()).currentLsn as string;
+    await waitFor('m0 replayed', async () => {
+      const s = await m0.pg.status();
+      return s.replayedLsn && parseLsn(s.replayedLsn) >= parseLsn(target);
+    });
+    assert.deepEqual(await rows(m0, "SELECT count(*)::int AS n FROM t WHERE v = 'lost on m0'"), [{ n: 0 }], 'the diverged writes are gone');
+    assert.deepEqual(await rows(m0, 'SELECT v FROM t WHERE id = 2001'), [{ v: 'on m1 after promotion' }]);
+  });
+
+  test('rewind fails cleanly (false) when the source is unreachable, leaving the directory untouched', async () => {
+    await m2.pg.basebackup({ host: '127.0.0.1', port: m1.port });
+    await m2.pg.writeConfig(dyn(m2, m1));
+    const before = readFileSync(`${m2.cfg.dataDir}/global/pg_control`);
+    const dead = await (await import('./pg-harness.js')).freePort();
+    assert.equal(await m2.pg.rewind({ host: '127.0.0.1', port: dead }), false);
+    assert.equal(await m2.pg.dataDirState(), 'valid', 'nothing was changed: still valid');
+    assert.deepEqual(readFileSync(`${m2.cfg.dataDir}/global/pg_control`), before);
+    await m2.pg.wipe();
+    assert.equal(await m2.pg.dataDirState(), 'empty');
+  });
+
+  test('an interrupted clone leaves a partial directory that is never started, then is redone', async () => {
+    // enough data that pg_basebackup reports progress before it finishes
+    await m1.pg.query("CREATE TABLE bulk AS SELECT g AS id, repeat('x', 500) AS pad FROM generate_series(1, 120000) g");
+    await m1.pg.checkpoint();
+    let killed = false;
+    const p = m2.pg.basebackup({ host: '127.0.0.1', port: m1.port });
+    // kill pg_basebackup (and its WAL-streaming child) as soon as it has copied something
+    await waitFor(
+      'pg_basebackup copying',
+      async () => {
+        const pids = h.strayPids().filter((pid) => {
+          try {
+            const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+            return cmd.includes('pg_basebackup') && cmd.includes(m2.cfg.dataDir);
+          } catch {
+            return false;
+          }
+        });
+        if (!pids.length || !existsSync(`${m2.cfg.dataDir}/base`)) return false;
+        for (const pid of pids) process.kill(pid, 'SIGKILL');
+        killed = true;
+        return true;
+      },
+      30_000,
+      5,
+    );
+    await assert.rejects(p, /pg_basebackup failed/);
+    assert.equal(killed, true, 'pg_basebackup was killed mid-copy');
+    const entries = readdirSync(m2.cfg.dataDir);
+    assert.ok(entries.length > 0, 'some files were copied');
+    assert.equal(await m2.pg.dataDirState(), 'partial');
+    await assert.rejects(m2.pg.start(), /partial/);
+    await assert.rejects(m2.pg.basebackup({ host: '127.0.0.1', port: m1.port }), /wipe it first/);
+    await m2.pg.wipe();
+    assert.equal(await m2.pg.dataDirState(), 'empty');
+    await m2.pg.basebackup({ host: '127.0.0.1', port: m1.port });
+    assert.equal(await m2.pg.dataDirState(), 'valid');
+    await m2.pg.wipe();
+  });
+
+  test('half-initialized directories are partial: initdb without bootstrap, files without pg_control', async () => {
+    await m2.pg.initdb();
+    assert.equal(await m2.pg.dataDirState(), 'partial', 'initdb done, bootstrap not');
+    await m2.pg.wipe();
+    // a directory that looks like a data dir but has no pg_control (a torn copy)
+    mkdirSync(m2.cfg.dataDir, { recursive: true });
+    writeFileSync(`${m2.cfg.dataDir}/PG_VERSION`, '15\n');
+    assert.equal(await m2.pg.dataDirState(), 'partial');
+    await assert.rejects(m2.pg.initdb(), /wipe it first/);
+    await m2.pg.wipe();
+    assert.equal(await m2.pg.dataDirState(), 'empty');
+  });
+
+  test('SIGKILL of postgres: the supervisor restarts it with backoff and reports the crash', async () => {
+    const exits: { code: number | null; signal: string | null }[] = [];
+    m1.pg.onExit((code, signal) => exits.push({ code, signal }));
+    const pid = m1.pg.pid();
+    assert.ok(pid);
+    const t = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const s = await waitFor(
+      'm1 back',
+      async () => {
+        const st = await m1.pg.status();
+        return st.accepting && m1.pg.pid() !== pid ? st : null;
+      },
+      60_000,
+    );
+    timings.crashToAccepting = Date.now() - t;
+    assert.deepEqual(exits[0], { code: null, signal: 'SIGKILL' });
+    assert.ok(m1.pg.restarts() >= 1);
+    assert.equal(s.inRecovery, false, 'still the primary after crash recovery');
+    assert.deepEqual(await rows(m1, 'SELECT count(*)::int AS n FROM t WHERE id = 2001'), [{ n: 1 }]);
+    // the standby reconnects by itself
+    await waitFor('m0 streaming again', async () => (await m0.pg.status()).streaming, 60_000);
+  });
+
+  test('no automatic restart when turned off; stop modes wait for the exit', async () => {
+    m0.pg.setAutoRestart(false);
+    const exits: string[] = [];
+    m0.pg.onExit((_c, sig) => exits.push(String(sig)));
+    const pid = m0.pg.pid();
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('m0 down', async () => !m0.pg.isRunning());
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(m0.pg.isRunning(), false);
+    assert.deepEqual(exits, ['SIGKILL']);
+    m0.pg.setAutoRestart(true);
+    await m0.pg.start(); // crash recovery of a standby, then streaming again
+    await waitFor('m0 streaming', async () => (await m0.pg.status()).streaming, 60_000);
+    await m0.pg.stop('smart');
+    assert.equal(m0.pg.isRunning(), false);
+    assert.equal((await m0.pg.status()).running, false);
+  });
+
+  test('slots: dropSlotsExcept drops inactive slots of gone members only', async () => {
+    await m1.pg.ensureSlots(['gone_member', memberSlotName('m0'), memberSlotName('m2')]);
+    await m1.pg.dropSlotsExcept([memberSlotName('m0'), memberSlotName('m2')]);
+    const names = (await rows(m1, 'SELECT slot_name FROM pg_replication_slots ORDER BY 1')).map((r) => r.slot_name);
+    assert.deepEqual(names, [memberSlotName('m0'), memberSlotName('m2')]);
+    await assert.rejects(m1.pg.ensureSlots(['Bad-Name']), /invalid replication slot name/);
+  });
+});
