@@ -8,6 +8,8 @@
 #   4. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
 #   5. the README's values table, the @param comments, values.yaml and values.schema.json agree
 #   6. every example in docs/chart.md is the ci file it names
+#   7. the `helm test` pod's script, as rendered, against a real PostgreSQL primary and replica
+#      (test/chart/helm-test-pod.sh: passes when healthy or catching up, fails when it must)
 # Tools: helm, its unittest plugin and kubeconform from `bash test/toolchain/install.sh helm
 # unittest kubeconform schemas` (linked into .tools/bin; cached under ~/.cache/pg-autopilot).
 set -uo pipefail
@@ -94,6 +96,9 @@ for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejec
 echo "chart: docs"
 check "README values table matches values.yaml" node test/chart/values-table.mjs --check
 check "docs/chart.md examples are the ci files" node test/chart/doc-examples.mjs
+
+echo "chart: helm test pod against real PostgreSQL"
+check "helm test pod script (primary + streaming replica)" bash test/chart/helm-test-pod.sh
 
 total=$((passed + ${#failed[@]}))
 if [ ${#failed[@]} -gt 0 ]; then
