@@ -595,7 +595,21 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     }
   }
 
+  /** Line 8 of postmaster.pid: 'starting', 'stopping', 'ready' or 'standby' (the last two:
+   *  connections are accepted). Checked before connecting so that startup and recovery do not
+   *  fill the log with "FATAL: the database system is starting up" from our own polling. */
+  async function pmStatus(): Promise<string | null> {
+    try {
+      const lines = (await fsp.readFile(`${cfg.dataDir}/postmaster.pid`, 'utf8')).split('\n');
+      return lines[7]?.trim() || null;
+    } catch {
+      return null;
+    }
+  }
+
   async function canConnect(): Promise<boolean> {
+    const pm = await pmStatus();
+    if (pm !== 'ready' && pm !== 'standby') return false;
     try {
       await withClient(async (c) => c.query('SELECT 1'), 'postgres', 2000);
       return true;
@@ -652,6 +666,11 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     };
     if (!s.running) {
       s.error = 'postgres is not running';
+      return s;
+    }
+    const pm = await pmStatus();
+    if (pm !== 'ready' && pm !== 'standby') {
+      s.error = `postgres is not accepting connections (${pm ?? 'no postmaster.pid yet'})`;
       return s;
     }
     try {
@@ -718,8 +737,10 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     await withClient((c) => c.query('CHECKPOINT'), 'postgres', 120_000);
   }
 
+  /** SIGHUP to the postmaster. When postgres is not running this is a no-op: the files written
+   *  by writeConfig() are read at its next start. */
   async function reload(): Promise<void> {
-    if (!sup.signal('SIGHUP')) throw new Error('reload: postgres is not running');
+    if (!sup.signal('SIGHUP')) plog.info('reload skipped: postgres is not running (the configuration applies at the next start)');
   }
 
   async function ensureSlots(names: string[]): Promise<void> {

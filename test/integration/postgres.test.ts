@@ -91,6 +91,8 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.ok(s.currentLsn && parseLsn(s.currentLsn) > 0n);
     assert.match(s.systemIdentifier ?? '', /^\d+$/);
     assert.equal(s.error, null);
+    // our own polling during startup did not make postgres log "starting up" errors
+    assert.equal(m0.lines.some((l) => l.includes('the database system is starting up')), false);
 
     // checksums on, user parameters applied, managed ones in place
     const [cs] = await rows(m0, 'SHOW data_checksums');
@@ -222,7 +224,9 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     await m0.pg.checkpoint();
 
     await m1.pg.ensureSlots([memberSlotName(m0.name)]);
-    await m0.pg.stop('fast');
+    // as a demoting primary does: immediate stop (no shutdown checkpoint); pg_rewind has to run
+    // crash recovery on it first
+    await m0.pg.stop('immediate');
     assert.equal(m0.pg.isRunning(), false);
     await m0.pg.writeConfig(dyn(m0, m1));
     t = Date.now();
@@ -334,6 +338,24 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.deepEqual(await rows(m1, 'SELECT count(*)::int AS n FROM t WHERE id = 2001'), [{ n: 1 }]);
     // the standby reconnects by itself
     await waitFor('m0 streaming again', async () => (await m0.pg.status()).streaming, 60_000);
+
+    // crashes in quick succession: the restart delay doubles (0.2 s, 0.4 s, 0.8 s …)
+    const mark = m1.lines.length;
+    let victim = m1.pg.pid() as number;
+    for (let i = 0; i < 3; i++) {
+      process.kill(victim, 'SIGKILL');
+      victim = await waitFor(`restart ${i + 1}`, async () => {
+        const p = m1.pg.pid();
+        return p && p !== victim ? p : null;
+      }, 30_000, 5);
+    }
+    await waitFor('m1 accepting after repeated crashes', async () => (await m1.pg.status()).accepting, 60_000);
+    const delays = m1.lines
+      .slice(mark)
+      .map((l) => JSON.parse(l) as { msg: string; delayMs?: number })
+      .filter((o) => o.msg === 'restarting postgres')
+      .map((o) => o.delayMs);
+    assert.deepEqual(delays, [400, 800, 1600], 'backoff doubles while the crashes keep coming (the first crash above used 200)');
   });
 
   test('no automatic restart when turned off; stop modes wait for the exit', async () => {
