@@ -25,6 +25,9 @@ export function confPaths(cfg: Pick<Config, 'dataDir' | 'runDir'>) {
     hbaFile: `${cfg.dataDir}/pg_hba.conf`,
     identFile: `${cfg.dataDir}/pg_ident.conf`,
     pgpass: `${cfg.runDir}/.pga-pgpass`,
+    /** private copy of the TLS key (0600, owned by the postgres user): postgres refuses a key
+     *  file with group/world access unless root owns it, which mounted secrets do not guarantee */
+    tlsKey: `${cfg.runDir}/.pga-tls.key`,
   };
 }
 
@@ -227,7 +230,7 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
     'logging_collector = off',
   ];
   if (cfg.tls) {
-    out.push('ssl = on', line('ssl_cert_file', cfg.tls.certFile), line('ssl_key_file', cfg.tls.keyFile));
+    out.push('ssl = on', line('ssl_cert_file', cfg.tls.certFile), line('ssl_key_file', paths.tlsKey));
     if (cfg.tls.caFile) out.push(line('ssl_ca_file', cfg.tls.caFile));
   } else {
     out.push('ssl = off');

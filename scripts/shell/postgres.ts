@@ -542,6 +542,10 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     lastDyn = dyn;
     await writePgpass();
     if (!existsSync(cfg.dataDir)) throw new Error(`writeConfig: the data directory ${cfg.dataDir} does not exist`);
+    if (cfg.tls) {
+      // re-copied at every write: a rotated key is picked up by the next reload
+      await writeFileAtomic(paths.tlsKey, await fsp.readFile(cfg.tls.keyFile, 'utf8'), 0o600);
+    }
     const changed = await writeFileAtomic(paths.postgresqlConf, renderPostgresqlConf(cfg, dyn), 0o600);
     await writeFileAtomic(paths.hbaFile, renderPgHba(cfg), 0o600);
     await writeFileAtomic(paths.identFile, '# pg_ident.conf written by pg-autopilot (no user name maps)\n', 0o600);

@@ -4,7 +4,8 @@
 // the previous one.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { parseLsn } from '../../scripts/core/lsn.js';
 import { memberSlotName } from '../../scripts/core/render.js';
@@ -375,6 +376,28 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     await m0.pg.stop('smart');
     assert.equal(m0.pg.isRunning(), false);
     assert.equal((await m0.pg.status()).running, false);
+  });
+
+  test('TLS: ssl on with a world-readable mounted key (a private copy is used), network rules hostssl only', async () => {
+    const tlsDir = `${h.root}/tls`;
+    mkdirSync(tlsDir, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', `${tlsDir}/tls.key`, '-out', `${tlsDir}/tls.crt`], { stdio: 'ignore' });
+    chmodSync(`${tlsDir}/tls.key`, 0o644); // as a careless mount would present it
+    chmodSync(tlsDir, 0o755);
+    const m3 = await h.member('m3', { env: { PGA_TLS_CERT_FILE: `${tlsDir}/tls.crt`, PGA_TLS_KEY_FILE: `${tlsDir}/tls.key` } });
+    await m3.pg.initdb();
+    await m3.pg.writeConfig(dyn(m3, null));
+    assert.equal(statSync(`${m3.cfg.runDir}/.pga-tls.key`).mode & 0o777, 0o600);
+    await m3.pg.start();
+    await m3.pg.bootstrapSql();
+    const { default: pg } = await import('pg');
+    const c = new pg.Client({ host: '127.0.0.1', port: m3.port, user: 'app', password: PASSWORDS.app, database: 'app', ssl: { rejectUnauthorized: false } });
+    await c.connect();
+    const r = await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    await c.end();
+    assert.deepEqual(r.rows, [{ ssl: true }]);
+    await assert.rejects(h.tcpQuery(m3, 'app', PASSWORDS.app, 'SELECT 1', 'app'), /no pg_hba.conf entry/);
+    await m3.pg.stop('fast');
   });
 
   test('slots: dropSlotsExcept drops inactive slots of gone members only', async () => {

@@ -191,7 +191,7 @@ describe('renderPostgresqlConf', () => {
     const conf = renderPostgresqlConf(c, replica);
     assert.equal(setting(conf, 'ssl'), 'on');
     assert.equal(setting(conf, 'ssl_cert_file'), "'/tls/tls.crt'");
-    assert.equal(setting(conf, 'ssl_key_file'), "'/tls/tls.key'");
+    assert.equal(setting(conf, 'ssl_key_file'), "'/run/pg/.pga-tls.key'", 'a private 0600 copy of the key (written by writeConfig)');
     assert.equal(setting(conf, 'ssl_ca_file'), "'/tls/ca.crt'");
     const noCa = renderPostgresqlConf(cfg({ tls: { certFile: '/c', keyFile: '/k', caFile: null } }), replica);
     assert.equal(setting(noCa, 'ssl_ca_file'), undefined);
