@@ -501,9 +501,9 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
       return false;
     }
     await clearMarker();
-    // pg_rewind copies the source's configuration files: put ours back
+    // pg_rewind copies the source's configuration files: put ours back (without an earlier
+    // writeConfig() the caller must write the configuration before start())
     if (lastDyn) await writeConfig(lastDyn);
-    else await fsp.rm(`${cfg.dataDir}/postgresql.auto.conf`, { force: true }).then(() => undefined);
     plog.info('pg_rewind done', { ms: Date.now() - t0 });
     return true;
   }
