@@ -4,10 +4,13 @@
 #   1. helm lint --strict: defaults and every charts/postgres/ci/*-values.yaml
 #   2. helm unittest: the suites in charts/postgres/tests/ (one per template, schema rejections)
 #   3. helm template | kubeconform -strict: defaults and every ci file, against the Kubernetes
-#      schemas of every version in SCHEMA_VERSIONS (test/toolchain/versions.sh)
+#      schemas of every version in SCHEMA_VERSIONS (test/toolchain/versions.sh), and the
+#      ServiceMonitor, PodMonitor and PrometheusRule against strict schemas made from the
+#      prometheus-operator CRDs (its Go module, PROMETHEUS_OPERATOR_VERSION; test/chart/crd-schemas.mjs)
 #   4. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
 #   5. the README's values table, the @param comments, values.yaml and values.schema.json agree
-#   6. every example in docs/chart.md is the ci file it names
+#   6. every example in docs/chart.md is the ci file it names; the commands of the README's quick
+#      start and of docs/chart.md name objects, keys and labels the chart really renders
 #   7. the `helm test` pod's script, as rendered, against a real PostgreSQL primary and replica
 #      (test/chart/helm-test-pod.sh: passes when healthy or catching up, fails when it must)
 # Tools: helm, its unittest plugin and kubeconform from `bash test/toolchain/install.sh helm
@@ -25,8 +28,10 @@ export HELM_CONFIG_HOME="$HELM_TMP/config" HELM_CACHE_HOME="$HELM_TMP/cache" HEL
 CHART=charts/postgres
 RELEASE=pg
 NAMESPACE=db
-# Custom resources without a Kubernetes schema; rendered, but not validated by kubeconform.
-SKIP_KINDS=ServiceMonitor,PodMonitor,PrometheusRule
+# The monitoring.coreos.com CRDs the chart's ServiceMonitor, PodMonitor and PrometheusRule are
+# validated against: from the prometheus-operator Go module (example/prometheus-operator-crd).
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+CRD_SCHEMAS="$CACHE/crd-schemas/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
 # Override files the suite insists on (each a documented scenario).
 REQUIRED_CI=(ephemeral vault existing-secret tls metrics one-member seven-members sync hard-anti-affinity)
 
@@ -37,6 +42,16 @@ done
 for v in $SCHEMA_VERSIONS; do
   [ -f "$CACHE/schemas/v$v-standalone-strict/.done" ] || { echo "chart: Kubernetes $v schemas missing; run: bash test/toolchain/install.sh schemas" >&2; exit 2; }
 done
+
+if [ ! -f "$CRD_SCHEMAS/.done" ]; then
+  command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+  crd_src=$(GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).Dir??""))') || crd_src=
+  [ -n "$crd_src" ] || { echo "chart: could not fetch the prometheus-operator $PROMETHEUS_OPERATOR_VERSION Go module (its CRDs)" >&2; exit 2; }
+  rm -rf "$CRD_SCHEMAS"
+  node test/chart/crd-schemas.mjs "$CRD_SCHEMAS" "$crd_src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml || exit 2
+  touch "$CRD_SCHEMAS/.done"
+fi
 
 failed=()
 passed=0
@@ -73,7 +88,7 @@ validate() {
   local rendered; rendered=$(helm "${args[@]}") || return 1
   printf '%s\n' "$rendered" | kubeconform -strict -summary -kubernetes-version "$v" \
     -schema-location "$CACHE/schemas/{{ .NormalizedKubernetesVersion }}-standalone-strict/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
-    -skip "$SKIP_KINDS" -
+    -schema-location "$CRD_SCHEMAS/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" -
 }
 for v in $SCHEMA_VERSIONS; do
   check "kubeconform $v defaults" validate "$v"
@@ -96,6 +111,7 @@ for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejec
 echo "chart: docs"
 check "README values table matches values.yaml" node test/chart/values-table.mjs --check
 check "docs/chart.md examples are the ci files" node test/chart/doc-examples.mjs
+check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
 
 echo "chart: helm test pod against real PostgreSQL"
 check "helm test pod script (primary + streaming replica)" bash test/chart/helm-test-pod.sh
