@@ -1,7 +1,7 @@
 // Supervision of the postgres child process.
 //
 // - Spawns `postgres -D <dataDir>` (postgresql.conf lives in the data directory), optionally
-//   wrapped by `setpriv` (runAs, tests only) or `tini -s` (see "PID 1" below).
+//   wrapped by `setpriv` when runAs is set (tests that run as root).
 // - Every stdout/stderr line of postgres becomes one log line {msg: line, source: 'postgres'},
 //   so in JSON mode postgres' own output is JSON objects too. The level follows postgres'
 //   severity (LOG → info, WARNING → warn, ERROR/FATAL/PANIC → error, DEBUGn → debug).
@@ -14,16 +14,18 @@
 //
 // PID 1 and reaping. Node (libuv) installs its own SIGCHLD handler and reaps only the children
 // it spawned (waitpid on each known pid), never arbitrary orphans: node has no waitpid(-1). When
-// the postmaster dies abruptly its backends are re-parented to PID 1, and if PID 1 is this node
-// process they would stay zombies. We therefore do not touch SIGCHLD (overriding libuv's
-// handler would break child_process), and:
-//   * the image runs `tini` as PID 1 (images/postgres/Dockerfile), which reaps every orphan;
-//   * if this process nevertheless is PID 1 and `tini` exists, postgres is started under
-//     `tini -s` (a child subreaper) so its orphans are re-parented to, and reaped by, tini;
-//     if tini is missing a warning is logged once.
+// the postmaster dies abruptly, its backends are re-parented to PID 1; if PID 1 were this node
+// process they would stay zombies. So:
+//   * we leave SIGCHLD alone (replacing libuv's handler would break child_process);
+//   * the image runs `tini` as PID 1 (images/postgres/Dockerfile: ENTRYPOINT tini -- autopilot),
+//     which reaps every orphan; node is its child and reaps its own children (postgres and the
+//     tools) through libuv;
+//   * if this process is PID 1 anyway, a warning says so once. (Wrapping postgres in
+//     `tini -s` was considered and rejected: tini exits as soon as the postmaster does, so
+//     slower orphans still reach PID 1, and a SIGKILL escalation would hit tini instead of the
+//     postmaster and leave postgres running unsupervised.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger, LogLevel } from './log.js';
 
@@ -43,8 +45,6 @@ export interface SupervisorOptions {
   resetAfterMs?: number;
   /** Per-mode time before escalating to the next stronger mode. */
   stopTimeoutsMs?: Partial<Record<StopMode | 'kill', number>>;
-  /** Path of tini used when this process is PID 1 (default /usr/bin/tini). */
-  tiniPath?: string;
 }
 
 const SIGNAL: Record<StopMode, NodeJS.Signals> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
@@ -97,7 +97,6 @@ export class Supervisor {
       initialBackoffMs: 200,
       maxBackoffMs: 10_000,
       resetAfterMs: 30_000,
-      tiniPath: '/usr/bin/tini',
       ...opts,
     };
     this.backoffMs = this.o.initialBackoffMs;
@@ -152,13 +151,10 @@ export class Supervisor {
 
   private command(): [string, string[]] {
     const pg = [`${this.o.binDir}/postgres`, '-D', this.o.dataDir, ...(this.o.extraArgs ?? [])];
-    let argv = [...runAsPrefix(this.o.runAs), ...pg];
-    if (process.pid === 1) {
-      if (existsSync(this.o.tiniPath)) argv = [this.o.tiniPath, '-s', '--', ...argv];
-      else if (!this.warnedPid1) {
-        this.warnedPid1 = true;
-        this.log.warn('running as PID 1 without tini: orphaned postgres processes will not be reaped; run under tini (the image does)');
-      }
+    const argv = [...runAsPrefix(this.o.runAs), ...pg];
+    if (process.pid === 1 && !this.warnedPid1) {
+      this.warnedPid1 = true;
+      this.log.warn('running as PID 1: processes orphaned by a postgres crash will not be reaped; run the entrypoint under tini (the image does)');
     }
     return [argv[0] as string, argv.slice(1)];
   }
