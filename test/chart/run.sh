@@ -78,6 +78,16 @@ for f in "${ci_files[@]}"; do check "lint $(basename "$f")" helm lint --strict "
 
 echo "chart: helm unittest"
 check "unittest $CHART/tests" helm unittest --strict "$CHART"
+# every_template_tested: each template (not the _helpers) is listed by at least one suite.
+every_template_tested() {
+  local t rel missing=0
+  while IFS= read -r t; do
+    rel=${t#"$CHART/templates/"}
+    grep -qxE "  - $rel" "$CHART"/tests/*_test.yaml || { echo "no suite in $CHART/tests lists $rel under templates:"; missing=1; }
+  done < <(find "$CHART/templates" -type f ! -name '_*' | sort)
+  return "$missing"
+}
+check "every template has a unittest suite" every_template_tested
 
 echo "chart: helm template | kubeconform -strict ($SCHEMA_VERSIONS)"
 # validate VERSION [VALUES_FILE]: renders (hooks included) for VERSION and validates every object.
