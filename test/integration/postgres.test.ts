@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { parseLsn } from '../../scripts/core/lsn.js';
 import { memberSlotName } from '../../scripts/core/render.js';
@@ -378,14 +378,38 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.equal((await m0.pg.status()).running, false);
   });
 
-  test('TLS: ssl on with a world-readable mounted key (a private copy is used), network rules hostssl only', async () => {
+  test('separate WAL directory (PGA_WAL_DIR): clone with --waldir, stream, wipe both, dangling pg_wal is partial', async () => {
+    const m5 = await h.member('m5', { configFiles: bootstrapFiles, secretFiles: { 'reporter-password': 'rep-pw\n' }, env: { PGA_WAL_DIR: `${h.root}/m5/wal/pg_wal` } });
+    const walDir = m5.cfg.walDir as string;
+    await m1.pg.ensureSlots([memberSlotName(m5.name)]);
+    await m5.pg.basebackup({ host: '127.0.0.1', port: m1.port });
+    assert.equal(readlinkSync(`${m5.cfg.dataDir}/pg_wal`), walDir);
+    assert.ok(readdirSync(walDir).some((f) => /^[0-9A-F]{24}$/.test(f)), 'WAL segments live in the WAL directory');
+    await m5.pg.writeConfig(dyn(m5, m1));
+    await m5.pg.setStandby(true);
+    await m5.pg.start();
+    await waitFor('m5 streaming', async () => (await m5.pg.status()).streaming, 60_000);
+    await m5.pg.stop('fast');
+    // the WAL volume lost (e.g. a fresh PVC): the data directory must not be started
+    renameSync(walDir, `${walDir}.moved`);
+    assert.equal(await m5.pg.dataDirState(), 'partial');
+    renameSync(`${walDir}.moved`, walDir);
+    assert.equal(await m5.pg.dataDirState(), 'valid');
+    await m5.pg.wipe();
+    assert.equal(await m5.pg.dataDirState(), 'empty');
+    assert.deepEqual(readdirSync(walDir), [], 'WAL directory emptied too');
+  });
+
+  test('TLS: ssl on with a world-readable mounted key (a private copy is used), network rules hostssl only; initdb --waldir', async () => {
     const tlsDir = `${h.root}/tls`;
     mkdirSync(tlsDir, { recursive: true });
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', `${tlsDir}/tls.key`, '-out', `${tlsDir}/tls.crt`], { stdio: 'ignore' });
     chmodSync(`${tlsDir}/tls.key`, 0o644); // as a careless mount would present it
     chmodSync(tlsDir, 0o755);
-    const m3 = await h.member('m3', { env: { PGA_TLS_CERT_FILE: `${tlsDir}/tls.crt`, PGA_TLS_KEY_FILE: `${tlsDir}/tls.key` } });
+    // (with a separate WAL directory too: initdb --waldir)
+    const m3 = await h.member('m3', { env: { PGA_TLS_CERT_FILE: `${tlsDir}/tls.crt`, PGA_TLS_KEY_FILE: `${tlsDir}/tls.key`, PGA_WAL_DIR: `${h.root}/m3/wal/pg_wal` } });
     await m3.pg.initdb();
+    assert.equal(readlinkSync(`${m3.cfg.dataDir}/pg_wal`), `${h.root}/m3/wal/pg_wal`);
     await m3.pg.writeConfig(dyn(m3, null));
     assert.equal(statSync(`${m3.cfg.runDir}/.pga-tls.key`).mode & 0o777, 0o600);
     await m3.pg.start();
