@@ -87,7 +87,7 @@ export const nodeFileReader: FileReader = {
       return readFileSync(path, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
       throw e;
     }
   },
@@ -478,7 +478,13 @@ function loadBootstrap(cfgDir: string, secretsDir: string, superuser: string, fi
               problems.push(`${where}.passwordKey got ${JSON.stringify(u.passwordKey)}; accepted: a credential key (file name in ${secretsDir}: letters, digits, ".", "_", "-")`);
             } else {
               const f = `${secretsDir}/${u.passwordKey}`;
-              const content = files.readFile(f);
+              let content: string | null = null;
+              try {
+                content = files.readFile(f);
+              } catch (err) {
+                problems.push(`${where}.passwordKey: cannot read ${show(f)} (${(err as Error).message}). Fix: make it readable by the postgres user`);
+                return;
+              }
               if (content === null) problems.push(`${where}.passwordKey: the file ${show(f)} does not exist (PGA_SECRETS_DIR=${secretsDir}). Fix: add the key ${show(u.passwordKey)} to the credentials Secret/Vault path`);
               else if (trimSecret(content) === '') problems.push(`${where}.passwordKey: the file ${show(f)} is empty. Fix: put the password in it`);
               else password = trimSecret(content);
@@ -514,10 +520,21 @@ function loadBootstrap(cfgDir: string, secretsDir: string, superuser: string, fi
   // initdb.d/*: every visible regular entry, in byte order of the name. Kubernetes volume
   // mounts add hidden "..data" / "..<timestamp>" entries, which are skipped.
   const dir = `${cfgDir}/initdb.d`;
-  const names = files.listDir(dir);
+  let names: string[] | null = null;
+  try {
+    names = files.listDir(dir);
+  } catch (err) {
+    problems.push(`${dir}: cannot list (${(err as Error).message})`);
+  }
   if (names) {
     for (const name of [...names].filter((n) => !n.startsWith('.')).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const sql = files.readFile(`${dir}/${name}`);
+      let sql: string | null;
+      try {
+        sql = files.readFile(`${dir}/${name}`);
+      } catch (err) {
+        problems.push(`${dir}/${name}: cannot read (${(err as Error).message})`);
+        continue;
+      }
       if (sql === null) continue; // vanished or a directory
       spec.scripts.push({ name, sql });
     }
@@ -576,7 +593,12 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
       if (found) binDir = found;
       else problems.push('PGA_BIN_DIR is not set and no /usr/lib/postgresql/<major>/bin containing "postgres" was found. Fix: install the PostgreSQL server or set PGA_BIN_DIR');
     } else {
-      const entries = files.listDir(binDir);
+      let entries: string[] | null = null;
+      try {
+        entries = files.listDir(binDir);
+      } catch {
+        entries = null;
+      }
       if (!entries) problems.push(`PGA_BIN_DIR: the directory ${show(binDir)} does not exist. Fix: correct PGA_BIN_DIR`);
       else if (!entries.includes('postgres')) problems.push(`PGA_BIN_DIR: ${show(binDir)} has no "postgres" binary; accepted: a PostgreSQL server bin directory such as /usr/lib/postgresql/15/bin`);
     }
@@ -617,7 +639,15 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
         ['PGA_TLS_KEY_FILE', key],
         ['PGA_TLS_CA_FILE', ca],
       ] as const) {
-        if (f !== '' && files.readFile(f) === null) problems.push(`${n}: the file ${show(f)} does not exist. Fix: mount the TLS secret or correct ${n}`);
+        if (f === '') continue;
+        let content: string | null;
+        try {
+          content = files.readFile(f);
+        } catch (err) {
+          problems.push(`${n}: cannot read ${show(f)} (${(err as Error).message}). Fix: make the file readable by the postgres user`);
+          continue;
+        }
+        if (content === null) problems.push(`${n}: the file ${show(f)} does not exist. Fix: mount the TLS secret or correct ${n}`);
       }
       tls = { certFile: cert, keyFile: key, caFile: ca === '' ? null : ca };
     }
