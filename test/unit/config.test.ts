@@ -253,6 +253,21 @@ describe('loadConfig: every bad value is a ConfigError naming the variable', () 
     for (const p of e.problems) assert.match(p, /Fix:/, p);
   });
 
+  test('unreadable files are reported, not thrown', () => {
+    const base = memFiles({ ...BASE_FILES, '/tls/c': 'c' });
+    const denied = (p: string) => Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: 'EACCES' });
+    const reader: FileReader = {
+      readFile: (p) => {
+        if (p === '/s/su' || p === '/tls/k' || p === '/etc/pg-autopilot/initdb.d/01.sql') throw denied(p);
+        return base.readFile(p);
+      },
+      listDir: (p) => (p === '/etc/pg-autopilot/initdb.d' ? ['01.sql'] : base.listDir(p)),
+    };
+    const e = expectProblem(() => loadConfig({ ...BASE_ENV, PGA_TLS_CERT_FILE: '/tls/c', PGA_TLS_KEY_FILE: '/tls/k' }, reader), /^PGA_SUPERUSER_PASSWORD_FILE: cannot read "\/s\/su"/);
+    assert.ok(e.problems.some((p) => /^PGA_TLS_KEY_FILE: cannot read "\/tls\/k"/.test(p)), e.message);
+    assert.ok(e.problems.some((p) => /initdb\.d\/01\.sql: cannot read/.test(p)), e.message);
+  });
+
   test('no PostgreSQL server binaries found', () => {
     expectProblem(() => loadConfig(BASE_ENV, memFiles({ '/s/su': 'a', '/s/repl': 'b', '/s/app': 'c', '/s/token': 'd' })), /^PGA_BIN_DIR is not set and no \/usr\/lib\/postgresql/);
   });
