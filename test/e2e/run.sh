@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# End to end on the lab: the chart + the image on a real single-node Kubernetes (test/lab/lab.sh).
+#
+#   test/e2e/run.sh [full|smoke]        (npm run test:e2e -- smoke)
+#
+# smoke: install with defaults → 3 Ready, exactly one primary, helm test, write through the rw
+#        Service / read through the ro one, one failover (primary pod deleted), rows compared.
+# full:  smoke's install, then chaos, each step followed by a health check of the whole cluster:
+#        helm upgrade turning on synchronous replication + changing a parameter (rolling restart),
+#        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
+#        an eviction the PDB must limit; then a release with persistence disabled and one in Vault
+#        mode (credential files at the injector's paths).
+# A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
+# each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
+# once synchronous replication is on), and whether all members hold the same rows.
+#
+# Environment: SKIP_BUILD=1 (use the image already built), KEEP=1 (leave the releases installed),
+# E2E_TIMEOUT (seconds per health check, default 300). Exit 0 only when every check passed.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
+MODE=${1:-full}
+case $MODE in full|smoke) ;; *) echo "usage: $0 [full|smoke]" >&2; exit 2 ;; esac
+HELM=$ROOT/.tools/bin/helm KUBECTL=$ROOT/.tools/bin/kubectl
+TIMEOUT=${E2E_TIMEOUT:-300}
+NS=pga-e2e REL=e2e
+W=$(mktemp -d /tmp/pga-e2e.XXXXXX)
+T_START=$(date +%s)
+ms() { date +%s%3N; }
+log() { printf '[e2e %s] %s\n' "$(date -u +%T)" "$*" >&2; }
+FIGURES=$W/figures.tsv
+printf 'step\trecovery_s\tlongest_gap_ms\tunavailable_ms\tfailed_writes\tlost_acked\trows_equal\n' > "$FIGURES"
+FAILED=0
+fail() { log "FAIL: $*"; FAILED=$((FAILED + 1)); summary; exit 1; }
+summary() {
+  echo; echo "== e2e $MODE: figures (work dir $W)"
+  column -t -s $'\t' "$FIGURES" 2>/dev/null || cat "$FIGURES"
+  [ -f "$W/install.txt" ] && cat "$W/install.txt"
+  echo "total: $(( $(date +%s) - T_START ))s, $( [ "$FAILED" = 0 ] && echo PASSED || echo "FAILED ($FAILED)")"
+}
+
+# ------------------------------------------------------------------ cluster + image
+[ -x "$HELM" ] && [ -x "$KUBECTL" ] || bash "$ROOT/test/toolchain/install.sh" helm kube >/dev/null
+export KUBECONFIG; KUBECONFIG=$(bash "$ROOT/test/lab/lab.sh" up | tail -1)
+TAG=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/postgres/Chart.yaml")
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  t=$(date +%s); bash "$ROOT/images/postgres/build.sh" postgres >/dev/null
+  echo "image build: $(( $(date +%s) - t ))s" >> "$W/install.txt"
+fi
+bash "$ROOT/test/lab/lab.sh" images
+IMAGE_ARGS=(--set image.registry=lab.local --set image.repository=pg-autopilot/postgres --set "image.tag=$TAG" --set image.pullPolicy=IfNotPresent)
+
+# ------------------------------------------------------------------ helpers (release in $NS/$REL)
+k() { "$KUBECTL" -n "$NS" "$@"; }
+fullname() { echo "$REL-postgres"; }
+sel() { echo "app.kubernetes.io/instance=$REL,app.kubernetes.io/name=postgres"; }
+pods_with() { k get pods -l "$(sel)${1:+,$1}" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
+ready_pods() { k get pods -l "$(sel)" -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}{"\n"}{end}' | awk '$2 == "True" && $3 == "" {print $1}'; }
+primary() { pods_with pg-autopilot.io/role=primary; }
+svc_ip() { k get svc "$(fullname)-$1" -o jsonpath='{.spec.clusterIP}'; }
+ready_endpoints() { k get endpointslices -l "kubernetes.io/service-name=$(fullname)-$1" -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}' | sort; }
+app_password() { # the chart's Secret, or the Vault-mode stand-in
+  if [ -n "${APP_PASSWORD_FILE:-}" ]; then cat "$APP_PASSWORD_FILE"; else k get secret "$(fullname)" -o jsonpath='{.data.app-password}' | base64 -d; fi
+}
+sql() { # rw|ro SQL: psql from the host to the Service's ClusterIP as the application user
+  local svc=$1; shift
+  PGPASSWORD=$(app_password) PGCONNECT_TIMEOUT=2 psql -X -q -h "$(svc_ip "$svc")" -U app -d app -v ON_ERROR_STOP=1 -Atc "$1" 2>&1
+}
+member_sql() { # POD SQL: psql inside a member, as the superuser over loopback
+  k exec "$1" -c postgres -- sh -c 'PGPASSWORD=$(cat "$PGA_SUPERUSER_PASSWORD_FILE") PGCONNECT_TIMEOUT=3 psql -X -q -h 127.0.0.1 -U "${PGA_SUPERUSER:-postgres}" -d app -Atc "$1"' sh "$2" 2>&1
+}
+
+# health N: N members Ready, exactly one primary and N-1 replicas, the rw Service on the primary
+# only, the ro Service on the replicas only, a write through rw read back through ro, and the
+# same rows on every member. Sets HEALTH_S (seconds it took) and ROWS_EQUAL.
+health() {
+  local n=$1 t0 deadline why=""; t0=$(date +%s); deadline=$(( t0 + TIMEOUT ))
+  while :; do
+    why=""
+    local ready prim reps rw ro pip
+    ready=$(ready_pods | wc -l); prim=$(primary); reps=$(pods_with pg-autopilot.io/role=replica | wc -l)
+    if [ "$ready" != "$n" ] || [ "$(k get pods -l "$(sel)" --no-headers 2>/dev/null | wc -l)" != "$n" ]; then why="ready $ready/$n"
+    elif [ "$(printf '%s' "$prim" | grep -c .)" != 1 ]; then why="primaries: [$(echo $prim)]"
+    elif [ "$reps" != $((n - 1)) ]; then why="replicas $reps/$((n - 1))"
+    else
+      pip=$(k get pod "$prim" -o jsonpath='{.status.podIP}')
+      rw=$(ready_endpoints rw | tr '\n' ' '); ro=$(ready_endpoints ro | grep -c . || true)
+      if [ "$rw" != "$pip " ]; then why="rw endpoints [$rw] != primary $pip"
+      elif [ "$ro" != $((n - 1)) ]; then why="ro endpoints $ro/$((n - 1))"
+      fi
+    fi
+    [ -z "$why" ] && break
+    [ "$(date +%s)" -ge "$deadline" ] && { k get pods -l "$(sel)" -o wide -L pg-autopilot.io/role >&2; fail "health($n): $why after ${TIMEOUT}s"; }
+    sleep 1
+  done
+  HEALTH_S=$(( $(date +%s) - t0 ))
+  # A write through rw, read back through ro (the replicas stream it within seconds).
+  local token; token="h-$(date +%s%N)"
+  local out; out=$(sql rw "CREATE TABLE IF NOT EXISTS e2e_health (token text PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO e2e_health (token) VALUES ('$token') RETURNING pg_is_in_recovery()") || fail "write through rw: $out"
+  [ "$(echo "$out" | tail -1)" = f ] || fail "the rw Service reached a server in recovery: $out"
+  local seen=""
+  for _ in $(seq 30); do
+    out=$(sql ro "SELECT pg_is_in_recovery(), count(*) FROM e2e_health WHERE token = '$token'") || true
+    [ "$out" = "t|1" ] && { seen=1; break; }; sleep 0.5
+  done
+  [ -n "$seen" ] || fail "write through rw not readable through ro (last: $out)"
+  compare_rows
+}
+# Every member holds the same e2e_writes rows up to the primary's current maximum id.
+compare_rows() {
+  ROWS_EQUAL=yes
+  local prim m want got p
+  prim=$(primary)
+  [ "$(member_sql "$prim" "SELECT to_regclass('e2e_writes') IS NOT NULL")" = t ] || { ROWS_EQUAL=n/a; return 0; }
+  m=$(member_sql "$prim" "SELECT coalesce(max(id), 0) FROM e2e_writes")
+  want=$(member_sql "$prim" "SELECT count(*) || ':' || coalesce(sum(id), 0) FROM e2e_writes WHERE id <= $m")
+  for p in $(pods_with); do
+    [ "$p" = "$prim" ] && continue
+    for _ in $(seq 30); do
+      got=$(member_sql "$p" "SELECT count(*) || ':' || coalesce(sum(id), 0) FROM e2e_writes WHERE id <= $m")
+      [ "$got" = "$want" ] && break; sleep 1
+    done
+    [ "$got" = "$want" ] || { ROWS_EQUAL=no; fail "rows differ: $prim has $want (count:sum of ids <= $m), $p has $got"; }
+  done
+  ROWS_EQUAL="yes ($(echo "$want" | cut -d: -f1) rows x $(pods_with | wc -l))"
+}
+
+WRITER_PID=""
+start_writer() {
+  WRITES=$W/writes-$REL.log
+  local pwf=$W/app-password; app_password > "$pwf"
+  (cd "$ROOT" && exec node test/e2e/writer.mjs --host "$(svc_ip rw)" --password-file "$pwf" --out "$WRITES" --interval 50 --seconds 3600) &
+  WRITER_PID=$!
+  for _ in $(seq 50); do grep -q ' ok ' "$WRITES" 2>/dev/null && return 0; sleep 0.2; done
+  fail "the writer could not write through the rw Service ($(tail -1 "$WRITES" 2>/dev/null))"
+}
+stop_writer() { [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null; WRITER_PID=""; true; }
+cleanup() { stop_writer; if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
+trap cleanup EXIT
+
+# step NAME ACTION...: run a chaos action with the writer on, then the health check; record figures.
+SYNC=off
+step() {
+  local name=$1 n=$2; shift 2
+  log "step: $name"
+  local from; from=$(ms)
+  "$@"
+  health "$n"
+  local to; to=$(ms)
+  sleep 0.3
+  local ids=$W/ids.txt
+  sql rw "SELECT id FROM e2e_writes" > "$ids" || fail "reading e2e_writes back: $(head -2 "$ids")"
+  local f; f=$(node "$HERE/figures.mjs" "$WRITES" "$from" "$to" "$ids")
+  local gap un failed lost
+  gap=$(echo "$f" | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).longestGapMs')
+  un=$(echo "$f" | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).unavailableMs')
+  failed=$(echo "$f" | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).failed')
+  lost=$(echo "$f" | node -pe 'JSON.parse(require("fs").readFileSync(0,"utf8")).lost')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$HEALTH_S" "$gap" "$un" "$failed" "$lost (sync $SYNC)" "$ROWS_EQUAL" >> "$FIGURES"
+  log "  recovered in ${HEALTH_S}s; longest write gap ${gap} ms; acknowledged writes lost: $lost; rows equal: $ROWS_EQUAL"
+  if [ "$SYNC" = on ] && [ "$lost" != 0 ]; then fail "$name: $lost acknowledged writes lost with synchronous replication: $f"; fi
+}
+
+# ------------------------------------------------------------------ chaos actions
+delete_primary() { local p; p=$(primary); log "  deleting primary pod $p"; k delete pod "$p" --wait=false >/dev/null; wait_gone_or_restarted "$p"; }
+kill_postgres() {
+  local p; p=$(primary); log "  SIGKILL to the postmaster in $p"
+  local from; from=$(ms)
+  k exec "$p" -c postgres -- sh -c 'kill -KILL "$(head -1 "$PGA_DATA_DIR/postmaster.pid")"'
+  wait_write_error "$from"
+}
+kill_entrypoint() {
+  local p; p=$(primary); log "  SIGKILL to the autopilot (entrypoint) in $p"
+  k exec "$p" -c postgres -- sh -c 'for d in /proc/[0-9]*; do if tr "\0" " " < "$d/cmdline" 2>/dev/null | grep -q "cli.js run"; then kill -KILL "${d#/proc/}"; fi; done' || true
+  wait_gone_or_restarted "$p"
+}
+# Something happened to the pod (deleted, recreated, container restarted), so that health()
+# judges the new state rather than the old one.
+pod_state() { k get pod "$1" -o jsonpath='{.metadata.uid}/{.status.containerStatuses[0].restartCount}/{.metadata.deletionTimestamp}' 2>/dev/null || echo gone; }
+wait_gone_or_restarted() {
+  local r0; r0=$(pod_state "$1")
+  for _ in $(seq 60); do [ "$(pod_state "$1")" != "$r0" ] && return 0; sleep 0.5; done
+  log "  (no change seen on $1 within 30 s)"
+}
+# The writer saw the disruption (a failed write after FROM_MS), or 15 s passed.
+wait_write_error() {
+  for _ in $(seq 75); do awk -v f="$1" '$1 >= f && $2 == "err" {found=1} END {exit !found}' "$WRITES" && return 0; sleep 0.2; done
+  log "  (the writer saw no failed write within 15 s)"
+}
+upgrade() { "$HELM" upgrade "$REL" "$ROOT/charts/postgres" -n "$NS" --reuse-values "$@" >/dev/null; }
+upgrade_sync_and_parameter() {
+  local before; before=$(primary); echo "$before" > "$W/primary-before-upgrade"
+  log "  helm upgrade: replication.synchronous=on, postgresql.parameters.work_mem=8MB (primary before: $before)"
+  upgrade --set replication.synchronous=on --set postgresql.parameters.work_mem=8MB
+  k rollout status statefulset "$(fullname)" --timeout="${TIMEOUT}s" >/dev/null || fail "rolling update did not finish"
+}
+check_upgrade() {
+  local p v
+  for p in $(pods_with); do
+    v=$(member_sql "$p" "SHOW work_mem"); [ "$v" = 8MB ] || fail "work_mem on $p is '$v', expected 8MB"
+  done
+  v=$(member_sql "$(primary)" "SHOW synchronous_standby_names")
+  [ -n "$v" ] || fail "synchronous_standby_names is empty on the primary after turning synchronous replication on"
+  log "  work_mem=8MB on every member; synchronous_standby_names = $v; primary now $(primary)"
+}
+scale() { log "  helm upgrade: replicas=$1"; upgrade --set "replicas=$1"; }
+evict() { # POD → HTTP status of the eviction
+  printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"%s"}}' "$1" "$NS" > "$W/eviction.json"
+  if out=$("$KUBECTL" create --raw "/api/v1/namespaces/$NS/pods/$1/eviction" -f "$W/eviction.json" 2>&1); then echo 201; else
+    echo "$out" | grep -q -i 'disruption budget\|TooManyRequests\|429' && echo 429 || echo "error: $out"; fi
+}
+evictions_limited_by_pdb() {
+  local reps; reps=$(pods_with pg-autopilot.io/role=replica)
+  local a b; a=$(echo "$reps" | sed -n 1p); b=$(echo "$reps" | sed -n 2p)
+  local r1 r2; r1=$(evict "$a"); r2=$(evict "$b")
+  log "  evict $a → $r1; evict $b while $a is not back → $r2"
+  [ "$r1" = 201 ] || fail "the first eviction ($a) was refused: $r1"
+  [ "$r2" = 429 ] || fail "the PodDisruptionBudget did not limit the second eviction ($b): $r2"
+}
+
+# ------------------------------------------------------------------ install
+install() { # extra helm args...
+  "$HELM" install "$REL" "$ROOT/charts/postgres" -n "$NS" --create-namespace "${IMAGE_ARGS[@]}" "$@" >/dev/null
+}
+"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault --ignore-not-found --wait=true >/dev/null 2>&1 || true
+log "helm install $REL (defaults) in $NS"
+t_install=$(date +%s)
+install
+TIMEOUT_SAVE=$TIMEOUT; TIMEOUT=$(( TIMEOUT > 600 ? TIMEOUT : 600 ))
+health 3
+TIMEOUT=$TIMEOUT_SAVE
+echo "install → 3 Ready, one primary, rw/ro checked: $(( $(date +%s) - t_install ))s" >> "$W/install.txt"
+log "install → healthy in $(( $(date +%s) - t_install ))s; primary $(primary)"
+log "helm test"
+t=$(date +%s)
+"$HELM" test "$REL" -n "$NS" --timeout 5m > "$W/helm-test.log" 2>&1 || { cat "$W/helm-test.log" >&2; fail "helm test"; }
+echo "helm test: $(( $(date +%s) - t ))s" >> "$W/install.txt"
+start_writer
+
+if [ "$MODE" = smoke ]; then
+  step "delete primary pod" 3 delete_primary
+else
+  step "helm upgrade (sync on, work_mem)" 3 upgrade_sync_and_parameter
+  check_upgrade; SYNC=on
+  step "delete primary pod" 3 delete_primary
+  step "kill postgres in primary" 3 kill_postgres
+  step "kill entrypoint in primary" 3 kill_entrypoint
+  step "scale 3 → 5" 5 scale 5
+  step "scale 5 → 2" 2 scale 2
+  step "scale 2 → 3" 3 scale 3
+  step "eviction limited by PDB" 3 evictions_limited_by_pdb
+  stop_writer
+
+  # A release without persistence: members on emptyDir; a deleted primary comes back from a replica.
+  NS=pga-e2e-eph REL=eph
+  log "helm install $REL (persistence.enabled=false) in $NS"
+  t=$(date +%s); install --set persistence.enabled=false; SYNC=off
+  health 3; echo "persistence disabled: install → healthy $(( $(date +%s) - t ))s" >> "$W/install.txt"
+  start_writer
+  step "no persistence: delete primary" 3 delete_primary
+  stop_writer
+  [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
+
+  # Vault mode: no Vault here, so the files the injector would write are mounted from a Secret at
+  # the injector's path (/vault/secrets); the chart must point every *_FILE variable there.
+  NS=pga-e2e-vault REL=vault
+  log "helm install $REL (vault.enabled=true, files at /vault/secrets) in $NS"
+  k create namespace "$NS" >/dev/null 2>&1 || true
+  APP_PASSWORD_FILE=$W/vault-app-password; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$APP_PASSWORD_FILE"
+  k create secret generic vault-files \
+    --from-literal=superuser-password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
+    --from-literal=replication-password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" \
+    --from-file=app-password="$APP_PASSWORD_FILE" \
+    --from-literal=api-token="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')" >/dev/null
+  cat > "$W/vault-values.yaml" <<YAML
+vault: {enabled: true, role: pg, secretPath: secret/data/pg}
+extraVolumes: [{name: vault-files, secret: {secretName: vault-files, defaultMode: 0440}}]
+extraVolumeMounts: [{name: vault-files, mountPath: /vault/secrets, readOnly: true}]
+tests: {enabled: false}
+YAML
+  t=$(date +%s); install -f "$W/vault-values.yaml"
+  health 3; echo "vault mode: install → healthy $(( $(date +%s) - t ))s" >> "$W/install.txt"
+  env_ok=$(k exec "$(primary)" -c postgres -- sh -c 'env | grep "_FILE=" | grep -vc "=/vault/secrets/"' || true)
+  [ "$env_ok" = 0 ] || fail "vault mode: some *_FILE variable does not point into /vault/secrets"
+  printf 'vault mode\t%s\t-\t-\t-\t-\t%s\n' "$HEALTH_S" "$ROWS_EQUAL" >> "$FIGURES"
+  unset APP_PASSWORD_FILE
+  [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
+fi
+stop_writer
+summary
