@@ -81,6 +81,9 @@ export interface AutopilotOptions {
   fetchStatus?: (apiUrl: string, timeoutMs: number) => Promise<MemberStatus | null>;
 }
 
+/** Lease times are MicroTime: RFC 3339 with exactly six fractional digits. */
+export const microTime = (d = new Date()) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
 async function defaultFetchStatus(apiUrl: string, timeoutMs: number): Promise<MemberStatus | null> {
@@ -242,9 +245,10 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     // Without a working watch, read the lease directly (bounded) so decisions never rest on a stale view.
     if (!leaseInformerOk) {
       try { setLease(await kube.getLease(leaseName, 1_000)); } catch { lease = undefined; }
-      if (init !== null && !(init?.metadata.annotations?.[A.initialized] === 'true')) {
-        try { setInit(await kube.getLease(initName, 1_000)); } catch { init = undefined; }
-      }
+    }
+    // The init lease matters only until the cluster is initialized: read it while it is not.
+    if (!running && dataDir !== 'valid' && init?.metadata.annotations?.[A.initialized] !== 'true') {
+      try { setInit(await kube.getLease(initName, 1_000)); } catch { init = undefined; }
     }
     return {
       nowMs: now(),
@@ -276,7 +280,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
 
   // ---- the lease ----
   function leaseBody(base: Lease | null, changes: { holder: string; transition: boolean; annotations?: Record<string, string | null> }): Lease {
-    const t = new Date().toISOString().replace(/Z$/, '000Z').replace(/\.(\d{6})\d*Z$/, '.$1Z');
+    const t = microTime();
     const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
     for (const [k, v] of Object.entries(changes.annotations ?? {})) { if (v === null) delete annotations[k]; else annotations[k] = v; }
     return {
@@ -394,7 +398,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       case 'acquire_init':
         try {
-          setInit(await kube.createLease({ metadata: { name: initName }, spec: { holderIdentity: cfg.podName, leaseDurationSeconds: Math.ceil(cfg.leaseMs / 1000), acquireTime: new Date().toISOString() } }));
+          setInit(await kube.createLease({ metadata: { name: initName }, spec: { holderIdentity: cfg.podName, leaseDurationSeconds: Math.ceil(cfg.leaseMs / 1000), acquireTime: microTime() } }));
           log.info('won the init lease: this member bootstraps the cluster');
         } catch (e) {
           if (e instanceof KubeError && e.conflict) { setInit(await kube.getLease(initName)); return; }
@@ -586,7 +590,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
           d = decide(o);
         }
         if (d.reason !== lastDecision.reason || d.actions.length) {
-          const level = d.actions.some((a) => a.type !== 'renew_lease' && a.type !== 'manage_slots') ? 'info' : 'debug';
+          const level = d.reason !== lastDecision.reason || d.actions.some((a) => a.type !== 'renew_lease' && a.type !== 'manage_slots') ? 'info' : 'debug';
           log[level]('decision', { reason: d.reason, actions: d.actions.map((a) => a.type) });
         }
         lastDecision = d;

@@ -68,8 +68,10 @@ export function postgresLineLevel(line: string): LogLevel {
   }
 }
 
-export function runAsPrefix(runAs: string | undefined): string[] {
-  return runAs ? ['setpriv', `--reuid=${runAs}`, `--regid=${runAs}`, '--init-groups', '--'] : [];
+export function runAsPrefix(runAs: string | undefined, dieWithParent = false): string[] {
+  const death = dieWithParent ? ['--pdeathsig', 'QUIT'] : [];
+  if (runAs) return ['setpriv', `--reuid=${runAs}`, `--regid=${runAs}`, '--init-groups', ...death, '--'];
+  return dieWithParent ? ['setpriv', ...death, '--'] : [];
 }
 
 export class Supervisor {
@@ -151,7 +153,9 @@ export class Supervisor {
 
   private command(): [string, string[]] {
     const pg = [`${this.o.binDir}/postgres`, '-D', this.o.dataDir, ...(this.o.extraArgs ?? [])];
-    const argv = [...runAsPrefix(this.o.runAs), ...pg];
+    // The postmaster gets SIGQUIT (immediate shutdown) if this process dies: a primary must never
+    // outlive the autopilot that renews its lease (setpriv from util-linux sets PR_SET_PDEATHSIG).
+    const argv = [...runAsPrefix(this.o.runAs, true), ...pg];
     if (process.pid === 1 && !this.warnedPid1) {
       this.warnedPid1 = true;
       this.log.warn('running as PID 1: processes orphaned by a postgres crash will not be reaped; run the entrypoint under tini (the image does)');

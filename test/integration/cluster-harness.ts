@@ -1,0 +1,315 @@
+// Whole members as processes: `node dist/scripts/cli.js run`, exactly the image's entrypoint, run
+// as the postgres OS user, each with its own data directory, postgres port and API port on
+// loopback, talking to a real kube-apiserver through its own cuttable proxy. Pod objects in a bare
+// API server (no kubelet: they stay Pending) stand for the members; the autopilot patches their
+// labels and annotations as it would in a cluster.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, chownSync, rmSync, createWriteStream, writeFileSync, readFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startKube, freePort, type Kube, type KubeProxy } from './kube-harness.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const CLI = join(ROOT, 'dist/scripts/cli.js');
+export const PASSWORD = 'super-secret-pw';
+export const TOKEN = 'api-token-for-tests';
+const isRoot = process.getuid?.() === 0;
+const pgIds = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : null;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Member {
+  name: string;
+  pgPort: number;
+  apiPort: number;
+  dir: string;
+  dataDir: string;
+  logFile: string;
+  proxy: KubeProxy;
+  proc: ChildProcess | null;
+  env: Record<string, string>;
+}
+
+export interface ClusterOptions {
+  members?: number;
+  env?: Record<string, string>;
+  parameters?: Record<string, string | number>;
+}
+
+function own(path: string) {
+  if (pgIds) chownSync(path, pgIds.uid, pgIds.gid);
+}
+
+export class Cluster {
+  readonly members: Member[] = [];
+  private constructor(readonly kube: Kube, readonly ns: string, readonly dir: string, readonly opts: ClusterOptions) {}
+
+  static async start(kube: Kube, opts: ClusterOptions = {}): Promise<Cluster> {
+    const ns = await kube.namespace('c');
+    const dir = mkdtempSync(join(tmpdir(), 'pga-cluster-'));
+    chmodSync(dir, 0o755);
+    const c = new Cluster(kube, ns, dir, opts);
+    const n = opts.members ?? 3;
+    for (let i = 0; i < n; i++) await c.addMember(`m${i}`);
+    for (const m of c.members) c.startMember(m.name);
+    return c;
+  }
+
+  async addMember(name: string): Promise<Member> {
+    const r = await this.kube.request('POST', `/api/v1/namespaces/${this.ns}/pods`, {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name, labels: { app: 'pga-test' } },
+      spec: { containers: [{ name: 'postgres', image: 'pg-autopilot/postgres:test' }] },
+    });
+    if (r.status >= 300) throw new Error(`create pod ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    const mdir = join(this.dir, name);
+    for (const d of [mdir, join(mdir, 'data'), join(mdir, 'run'), join(mdir, 'config')]) { mkdirSync(d, { recursive: true }); own(d); }
+    chmodSync(join(mdir, 'run'), 0o700);
+    if (this.opts.parameters) writeFileSync(join(mdir, 'config', 'parameters.json'), JSON.stringify(this.opts.parameters));
+    const m: Member = {
+      name, pgPort: await freePort(), apiPort: await freePort(), dir: mdir, dataDir: join(mdir, 'data', 'pgdata'),
+      logFile: join(mdir, 'member.log'), proxy: await this.kube.proxy(name, 'member'), proc: null, env: {},
+    };
+    m.env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      PGA_CLUSTER_NAME: 'pg', PGA_NAMESPACE: this.ns, PGA_POD_NAME: name, PGA_POD_IP: '127.0.0.1',
+      PGA_MEMBER_SELECTOR: 'app=pga-test', PGA_DATA_DIR: m.dataDir, PGA_RUN_DIR: join(mdir, 'run'),
+      PGA_CONFIG_DIR: join(mdir, 'config'), PGA_SECRETS_DIR: join(mdir, 'config'),
+      PGA_PG_PORT: String(m.pgPort), PGA_API_PORT: String(m.apiPort),
+      PGA_SUPERUSER_PASSWORD: PASSWORD, PGA_REPLICATION_PASSWORD: 'repl-pw', PGA_APP_PASSWORD: 'app-pw', PGA_API_TOKEN: TOKEN,
+      KUBECONFIG: m.proxy.kubeconfig, PGA_LOG_LEVEL: 'info',
+      ...(this.opts.env ?? {}),
+    };
+    this.members.push(m);
+    return m;
+  }
+
+  member(name: string): Member {
+    const m = this.members.find((x) => x.name === name);
+    if (!m) throw new Error(`no member ${name}`);
+    return m;
+  }
+
+  startMember(name: string) {
+    const m = this.member(name);
+    const out = createWriteStream(m.logFile, { flags: 'a' });
+    const prefix = pgIds ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
+    const argv = [...prefix, process.execPath, CLI, 'run'];
+    const proc = spawn(argv[0]!, argv.slice(1), { env: m.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout!.pipe(out, { end: false });
+    proc.stderr!.pipe(out, { end: false });
+    m.proc = proc;
+    proc.on('exit', () => { if (m.proc === proc) m.proc = null; });
+  }
+
+  /** Send a signal to the member's entrypoint process; resolves when it exited (or after timeoutMs). */
+  async signal(name: string, sig: NodeJS.Signals, timeoutMs = 40_000): Promise<void> {
+    const m = this.member(name);
+    const p = m.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(sig);
+    await Promise.race([exited, sleep(timeoutMs)]);
+  }
+
+  /** pid of the member's postmaster (from postmaster.pid), or null. */
+  postmasterPid(name: string): number | null {
+    try {
+      const pid = Number(readFileSync(join(this.member(name).dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return null;
+    }
+  }
+
+  async status(name: string, timeoutMs = 1_000): Promise<any | null> {
+    try {
+      const r = await fetch(`http://127.0.0.1:${this.member(name).apiPort}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+      return r.ok ? await r.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async api(name: string, method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const r = await fetch(`http://127.0.0.1:${this.member(name).apiPort}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(5_000) });
+    const text = await r.text();
+    let json: any = text;
+    try { json = JSON.parse(text); } catch { /* text */ }
+    return { status: r.status, body: json };
+  }
+
+  async lease(): Promise<any | null> {
+    const r = await this.kube.request('GET', `/apis/coordination.k8s.io/v1/namespaces/${this.ns}/leases/pg-leader`);
+    return r.status === 200 ? r.body : null;
+  }
+
+  async pods(): Promise<any[]> {
+    const r = await this.kube.request('GET', `/api/v1/namespaces/${this.ns}/pods`);
+    return r.body.items;
+  }
+
+  /** Members whose pod carries the primary label. */
+  async labelledPrimaries(): Promise<string[]> {
+    return (await this.pods()).filter((p) => p.metadata.labels?.['pg-autopilot.io/role'] === 'primary').map((p) => p.metadata.name).sort();
+  }
+
+  /** Members whose postgres is writable right now (asked directly, not through the autopilot). */
+  async writable(): Promise<string[]> {
+    const out: string[] = [];
+    await Promise.all(this.members.map(async (m) => {
+      const c = this.client(m.name, 500);
+      try {
+        await c.connect();
+        const r = await c.query('select pg_is_in_recovery() as r');
+        if (r.rows[0].r === false) out.push(m.name);
+      } catch { /* down */ } finally { await c.end().catch(() => undefined); }
+    }));
+    return out.sort();
+  }
+
+  client(name: string, timeoutMs = 2_000): pg.Client {
+    const m = this.member(name);
+    return new pg.Client({ host: '127.0.0.1', port: m.pgPort, user: 'postgres', password: PASSWORD, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs * 2 });
+  }
+
+  async sql(name: string, text: string, params: unknown[] = []): Promise<any[]> {
+    const c = this.client(name);
+    await c.connect();
+    try { return (await c.query(text, params)).rows; } finally { await c.end().catch(() => undefined); }
+  }
+
+  async waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        const v = await fn();
+        if (v) return v as T;
+      } catch (e) { last = e; }
+      await sleep(everyMs);
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${this.tails()}`);
+  }
+
+  /** The single lease holder that is writable and labelled, once the cluster agrees. */
+  async waitForPrimary(timeoutMs = 60_000, not?: string): Promise<string> {
+    return this.waitFor('one primary', async () => {
+      const l = await this.lease();
+      const holder = l?.spec?.holderIdentity;
+      if (!holder || holder === not) return null;
+      const [labelled, writable] = await Promise.all([this.labelledPrimaries(), this.writable()]);
+      return labelled.length === 1 && labelled[0] === holder && writable.length === 1 && writable[0] === holder ? holder : null;
+    }, timeoutMs, 100);
+  }
+
+  /** Every running member other than the primary streams from it. */
+  async waitForReplicas(primary: string, count: number, timeoutMs = 90_000): Promise<void> {
+    await this.waitFor(`${count} streaming replicas of ${primary}`, async () => {
+      const rows = await this.sql(primary, "select application_name from pg_stat_replication where state = 'streaming'");
+      return rows.length >= count;
+    }, timeoutMs, 200);
+  }
+
+  tails(lines = 15): string {
+    return this.members.map((m) => {
+      let t = '';
+      try { t = readFileSync(m.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'); } catch { /* none */ }
+      return `--- ${m.name} (${m.logFile}) ---\n${t}`;
+    }).join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map(async (m) => {
+      if (m.proc && m.proc.exitCode === null) await this.signal(m.name, 'SIGKILL', 5_000);
+    }));
+    // SIGKILLed entrypoints may leave postmasters behind (in a pod the container dies with PID 1).
+    for (const m of this.members) {
+      const pid = this.postmasterPid(m.name);
+      if (pid) { try { process.kill(pid, 'SIGQUIT'); } catch { /* gone */ } }
+    }
+    await sleep(300);
+    for (const m of this.members) {
+      const pid = this.postmasterPid(m.name);
+      if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      await m.proxy.close();
+    }
+    if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export { startKube };
+
+/**
+ * A client that writes a row every `everyMs` to whichever member carries the primary label (as
+ * the read-write Service routes), and remembers every acknowledged row and when it was acked.
+ */
+export class Writer {
+  readonly acked: { id: number; at: number }[] = [];
+  readonly errors: { at: number; error: string }[] = [];
+  private stopped = false;
+  private target: string | null = null;
+  private client: pg.Client | null = null;
+  private done: Promise<void> | null = null;
+  private next = 1;
+  constructor(private readonly c: Cluster, private readonly everyMs = 20) {}
+
+  static async start(c: Cluster, primary: string, everyMs = 20): Promise<Writer> {
+    await c.sql(primary, 'create table if not exists w (id int primary key, at timestamptz default now())');
+    const w = new Writer(c, everyMs);
+    w.done = w.loop();
+    return w;
+  }
+
+  private async refreshTarget() {
+    try {
+      const l = await this.c.labelledPrimaries();
+      this.target = l.length === 1 ? l[0]! : null;
+    } catch { this.target = null; }
+  }
+
+  private async loop() {
+    const labels = (async () => { while (!this.stopped) { await this.refreshTarget(); await sleep(100); } })();
+    while (!this.stopped) {
+      const t0 = Date.now();
+      try {
+        if (!this.client) {
+          if (!this.target) throw new Error('no member is labelled primary');
+          const cl = this.c.client(this.target, 300);
+          cl.on('error', () => undefined);
+          await cl.connect();
+          this.client = cl;
+        }
+        const id = this.next++; // every attempt gets a fresh id: an unacknowledged one may still commit
+        await this.client.query('insert into w (id) values ($1)', [id]);
+        this.acked.push({ id, at: Date.now() });
+      } catch (e) {
+        this.errors.push({ at: Date.now(), error: (e as Error).message });
+        const cl = this.client;
+        this.client = null;
+        void cl?.end().catch(() => undefined);
+      }
+      await sleep(Math.max(0, this.everyMs - (Date.now() - t0)));
+    }
+    await labels;
+    await this.client?.end().catch(() => undefined);
+  }
+
+  /** Longest interval without an acknowledged write, after `since` (ms epoch). */
+  longestGapMs(since = 0): number {
+    let gap = 0;
+    const acks = this.acked.filter((a) => a.at >= since - 5_000);
+    for (let i = 1; i < acks.length; i++) if (acks[i]!.at >= since) gap = Math.max(gap, acks[i]!.at - acks[i - 1]!.at);
+    return gap;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+}

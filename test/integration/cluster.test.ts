@@ -1,0 +1,281 @@
+// Scenarios with whole members (the real entrypoint, real PostgreSQL, a real kube-apiserver).
+// Timings are printed as figures (t.diagnostic), never asserted: the assertions are about
+// correctness — one writable primary, the right labels, no acknowledged write lost.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cluster, Writer, startKube, sleep, TOKEN } from './cluster-harness.js';
+import type { Kube } from './kube-harness.js';
+
+let kube: Kube;
+const figures: Record<string, number | string> = {};
+const fig = (t: { diagnostic(m: string): void }, name: string, value: number | string, unit = 'ms') => {
+  figures[name] = value;
+  t.diagnostic(`FIGURE ${name}: ${value}${typeof value === 'number' ? ` ${unit}` : ''}`);
+};
+
+before(async () => { kube = await startKube(); });
+after(async () => {
+  await kube?.stop();
+  if (Object.keys(figures).length) {
+    const dir = join(process.cwd(), 'test-results');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'integration-figures.json'), JSON.stringify(figures, null, 2) + '\n');
+  }
+});
+
+async function healthy(c: Cluster, members: number): Promise<string> {
+  const p = await c.waitForPrimary(90_000);
+  await c.waitForReplicas(p, members - 1, 90_000);
+  return p;
+}
+
+/** While `during` runs, sample which members are writable; more than one at once is split brain. */
+async function watchSplitBrain(c: Cluster, during: () => Promise<void>): Promise<string[][]> {
+  const seen: string[][] = [];
+  let stop = false;
+  const sampler = (async () => { while (!stop) { const w = await c.writable(); if (w.length > 1) seen.push(w); await sleep(50); } })();
+  try { await during(); } finally { stop = true; await sampler; }
+  return seen;
+}
+
+test('bootstrap of 3: one primary, two streaming replicas, labels and API', async (t) => {
+  const t0 = Date.now();
+  const c = await Cluster.start(kube);
+  try {
+    const p = await c.waitForPrimary(90_000);
+    fig(t, 'bootstrap: first primary writable', Date.now() - t0);
+    await c.waitForReplicas(p, 2);
+    fig(t, 'bootstrap: 3 members streaming', Date.now() - t0);
+    const pods = await c.pods();
+    const roles = Object.fromEntries(pods.map((x) => [x.metadata.name, x.metadata.labels['pg-autopilot.io/role']]));
+    assert.equal(Object.values(roles).filter((r) => r === 'primary').length, 1, JSON.stringify(roles));
+    await c.waitFor('replica labels', async () => (await c.pods()).filter((x) => x.metadata.labels['pg-autopilot.io/role'] === 'replica').length === 2);
+    // data written on the primary reaches the replicas
+    await c.sql(p, 'create table t (v text)');
+    await c.sql(p, "insert into t values ('hello')");
+    for (const m of c.members.filter((m) => m.name !== p)) {
+      await c.waitFor(`row on ${m.name}`, async () => (await c.sql(m.name, 'select v from t').catch(() => [])).length === 1, 10_000);
+    }
+    // the app user and database exist
+    const roles2 = await c.sql(p, "select rolname from pg_roles where rolname in ('app','replicator') order by 1");
+    assert.deepEqual(roles2.map((r) => r.rolname), ['app', 'replicator']);
+    // HTTP API
+    assert.equal((await c.api(p, 'GET', '/primary')).status, 200);
+    assert.equal((await c.api(p, 'GET', '/replica')).status, 503);
+    const r = c.members.find((m) => m.name !== p)!.name;
+    assert.equal((await c.api(r, 'GET', '/primary')).status, 503);
+    await c.waitFor('replica endpoint', async () => (await c.api(r, 'GET', '/replica')).status === 200, 10_000);
+    assert.equal((await c.api(r, 'GET', '/readyz')).status, 200);
+    assert.equal((await c.api(p, 'POST', '/switchover', {}, null)).status, 401);
+    assert.equal((await c.api(p, 'POST', '/switchover', {}, 'wrong')).status, 403);
+    const metrics = (await c.api(p, 'GET', '/metrics')).body as string;
+    assert.match(metrics, /pga_role\{role="primary"\} 1/);
+    assert.match(metrics, /pga_lease_holder 1/);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('SIGKILL of the primary\'s postgres: restarted in place, no failover', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const pid = c.postmasterPid(p)!;
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    await c.waitFor('a new postmaster', async () => { const n = c.postmasterPid(p); return n !== null && n !== pid; }, 20_000);
+    await c.waitFor('writes again', async () => w.acked.some((a) => a.at > killedAt), 30_000, 20);
+    await sleep(1_000);
+    await w.stop();
+    fig(t, 'postgres SIGKILL on primary: writes unavailable', w.longestGapMs(killedAt));
+    assert.equal((await c.lease()).spec.holderIdentity, p, 'the same member stays primary');
+    assert.equal(await c.waitForPrimary(10_000), p);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('planned switchover through the API, to a named member, then back with the CLI semantics (any)', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const target = c.members.find((m) => m.name !== p)!.name;
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    const r = await c.api(target, 'POST', '/switchover', { to: target });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const np = await c.waitForPrimary(20_000, p);
+    assert.equal(np, target);
+    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 20_000, 20);
+    await sleep(1_000);
+    await w.stop();
+    fig(t, 'switchover (API): writes unavailable', w.longestGapMs(at));
+    // the old primary rejoins as a replica; nothing acknowledged is missing
+    await c.waitForReplicas(np, 2, 60_000);
+    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
+    const lost = w.acked.filter((a) => !ids.has(a.id));
+    assert.equal(lost.length, 0, `lost ${lost.length} acknowledged writes`);
+    // unknown member → 400
+    assert.equal((await c.api(np, 'POST', '/switchover', { to: 'nobody' })).status, 400);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('SIGTERM on the primary (pod delete, rolling update): hands over, then rejoins when restarted', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    await c.signal(p, 'SIGTERM');
+    fig(t, 'SIGTERM on primary: entrypoint exit', Date.now() - at);
+    const np = await c.waitForPrimary(20_000, p);
+    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 20_000, 20);
+    await sleep(1_000);
+    await w.stop();
+    fig(t, 'SIGTERM switchover: writes unavailable', w.longestGapMs(at));
+    assert.notEqual(np, p);
+    assert.equal((await c.lease()).metadata.annotations?.['pg-autopilot.io/failovers'] ?? '0', '0', 'a hand-off is not a failover');
+    c.startMember(p);
+    await c.waitForReplicas(np, 2, 60_000);
+    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
+    assert.equal(w.acked.filter((a) => !ids.has(a.id)).length, 0);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('SIGKILL of the primary\'s entrypoint: failover within the lease, old primary rejoins by pg_rewind', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    const split = await watchSplitBrain(c, async () => {
+      await c.signal(p, 'SIGKILL', 5_000);
+      const np = await c.waitForPrimary(30_000, p);
+      assert.notEqual(np, p);
+      await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
+    });
+    assert.deepEqual(split, [], 'never two writable primaries');
+    await sleep(500);
+    await w.stop();
+    fig(t, 'entrypoint SIGKILL on primary (failover): writes unavailable', w.longestGapMs(at));
+    const np = (await c.lease()).spec.holderIdentity;
+    // The old primary had writes the others may not have had (async): it must rewind to rejoin.
+    await c.sql(np, 'select 1');
+    c.startMember(p);
+    await c.waitForReplicas(np, 2, 90_000);
+    fig(t, 'old primary rejoined as replica after restart', Date.now() - at);
+    assert.equal(await c.waitForPrimary(5_000), np);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    let demotedAfter = -1;
+    const split = await watchSplitBrain(c, async () => {
+      c.member(p).proxy.cut('blackhole');
+      await c.waitFor('old primary read-only', async () => !(await c.writable()).includes(p), 20_000, 50);
+      demotedAfter = Date.now() - at;
+      const np = await c.waitForPrimary(30_000, p);
+      assert.notEqual(np, p);
+    });
+    assert.deepEqual(split, [], 'never two writable primaries');
+    fig(t, 'API partition: primary read-only after', demotedAfter);
+    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + demotedAfter), 30_000, 20);
+    await sleep(500);
+    await w.stop();
+    fig(t, 'API partition of primary: writes unavailable', w.longestGapMs(at));
+    c.member(p).proxy.restore();
+    const np = (await c.lease()).spec.holderIdentity;
+    await c.waitForReplicas(np, 2, 90_000);
+    fig(t, 'partitioned primary rejoined after restore', Date.now() - at);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a replica whose volume is wiped clones again', async () => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    await c.sql(p, 'create table k (v int)');
+    await c.sql(p, 'insert into k select generate_series(1, 1000)');
+    const r = c.members.find((m) => m.name !== p)!;
+    await c.signal(r.name, 'SIGTERM');
+    for (const f of readdirSync(r.dataDir)) rmSync(join(r.dataDir, f), { recursive: true, force: true });
+    c.startMember(r.name);
+    await c.waitForReplicas(p, 2, 90_000);
+    await c.waitFor('rows on the re-cloned replica', async () => (await c.sql(r.name, 'select count(*)::int as n from k').catch(() => [{ n: 0 }]))[0].n === 1000, 30_000);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('sync mode: a client writing every 20 ms loses no acknowledged write when the primary is killed', async (t) => {
+  const c = await Cluster.start(kube, { env: { PGA_SYNC_MODE: 'on' } });
+  try {
+    const p = await healthy(c, 3);
+    await c.waitFor('synchronous set recorded', async () => ((await c.lease())?.metadata.annotations?.['pg-autopilot.io/sync-standbys'] ?? '').split(',').filter(Boolean).length === 2, 30_000);
+    const w = await Writer.start(c, p, 20);
+    await sleep(2_000);
+    const at = Date.now();
+    await c.signal(p, 'SIGKILL', 5_000);
+    const pm = c.postmasterPid(p);
+    if (pm) process.kill(pm, 'SIGKILL'); // the whole pod dies
+    const np = await c.waitForPrimary(30_000, p);
+    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
+    await sleep(1_000);
+    await w.stop();
+    fig(t, 'sync mode failover: writes unavailable', w.longestGapMs(at));
+    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
+    const lost = w.acked.filter((a) => !ids.has(a.id));
+    fig(t, 'sync mode failover: acknowledged writes', w.acked.length, 'rows');
+    fig(t, 'sync mode failover: acknowledged writes lost', lost.length, 'rows');
+    assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).map((a) => a.id).join(', ')}`);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('idle cluster: Kubernetes API requests per minute', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    await healthy(c, 3);
+    await sleep(3_000);
+    const total = async () => {
+      let n = 0;
+      for (const m of c.members) {
+        const s = await c.status(m.name);
+        n += Object.values((s?.kubeRequests ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0);
+      }
+      return n;
+    };
+    const before = await total();
+    const window = Number(process.env.PGA_IDLE_WINDOW_MS ?? 30_000);
+    await sleep(window);
+    const perMinute = ((await total()) - before) * 60_000 / window;
+    fig(t, 'idle 3-member cluster: API requests per minute', Math.round(perMinute * 10) / 10, 'req/min');
+    assert.ok(perMinute > 0, 'the primary renews its lease, so some requests are expected');
+  } finally {
+    await c.stop();
+  }
+});
+
+void TOKEN;

@@ -1,0 +1,136 @@
+// The decision core, as tables: a base observation, a change, the expected actions and a word of
+// the reason. Includes the split-brain cases: lease lost, API unreachable, two candidates, stale
+// leader, a writable member that is not the holder.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide, candidacy, handoffTarget, REWIND_AFTER_MS } from '../../scripts/core/decide.js';
+import type { Observation, MemberView, LeaseView, PgView } from '../../scripts/core/types.js';
+
+const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBytes: 16 * 1024 * 1024, syncMode: 'off' as const, syncCount: 1, nofailover: false };
+
+function member(name: string, over: Partial<MemberView> = {}): MemberView {
+  return {
+    name, host: `10.0.0.${name.slice(-1)}`, port: 5432, apiUrl: `http://10.0.0.${name.slice(-1)}:8008`, role: 'replica', healthy: true,
+    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, ...over,
+  };
+}
+const primaryMember = (name: string, over: Partial<MemberView> = {}) => member(name, { role: 'primary', inRecovery: false, labelledPrimary: true, streaming: false, ...over });
+
+function lease(over: Partial<LeaseView> = {}): LeaseView {
+  return { holder: 'm0', resourceVersion: '1', unchangedForMs: 500, switchoverTo: null, paused: false, failovers: 0, timeline: 1, syncStandbys: null, syncCount: 1, ...over };
+}
+const pgPrimary: PgView = { running: true, accepting: true, inRecovery: false, timeline: 1, lsn: 2000n, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: ['m1', 'm2'] };
+const pgReplica: PgView = { running: true, accepting: true, inRecovery: true, timeline: 1, lsn: 1000n, streaming: true, following: '10.0.0.0', notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
+const pgDown: PgView = { running: false, accepting: false, inRecovery: null, timeline: null, lsn: null, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
+
+/** m0 is the primary holding the lease; we are `self`. */
+function obs(self: string, over: Partial<Observation> = {}): Observation {
+  const isPrimary = self === 'm0';
+  const all = [primaryMember('m0'), member('m1'), member('m2')];
+  return {
+    nowMs: 100_000, self, settings, dataDir: 'valid', controlRole: 'unknown',
+    pg: isPrimary ? pgPrimary : pgReplica,
+    lease: lease(), init: { holder: 'm0', initialized: true, unchangedForMs: 0 },
+    members: all.filter((m) => m.name !== self),
+    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false,
+    ...over,
+  };
+}
+const types = (o: Observation) => decide(o).actions.map((a) => a.type);
+
+interface Row { name: string; o: Observation; want: string[]; reason?: RegExp }
+const rows: Row[] = [
+  // --- the primary ---
+  { name: 'primary, lease fresh: nothing but slots', o: obs('m0'), want: ['manage_slots'] },
+  { name: 'primary renews when due', o: obs('m0', { renewedAgoMs: 2100 }), want: ['renew_lease', 'manage_slots'] },
+  { name: 'SPLIT BRAIN: primary whose renewals fail past the deadline demotes', o: obs('m0', { renewedAgoMs: 4600 }), want: ['demote'], reason: /deadline/ },
+  { name: 'SPLIT BRAIN: API unreachable, within the deadline: retry renewing', o: obs('m0', { lease: undefined, renewedAgoMs: 3000 }), want: ['renew_lease'] },
+  { name: 'SPLIT BRAIN: API unreachable past the deadline: demote', o: obs('m0', { lease: undefined, renewedAgoMs: 4500 }), want: ['demote'] },
+  { name: 'SPLIT BRAIN: lease taken by another: demote at once', o: obs('m0', { lease: lease({ holder: 'm1' }) }), want: ['demote'], reason: /held by m1/ },
+  { name: 'SPLIT BRAIN: stale leader (we are writable, lease says m1 though expired): demote', o: obs('m0', { lease: lease({ holder: 'm1', unchangedForMs: 60_000 }) }), want: ['demote'] },
+  { name: 'writable without any lease (fresh bootstrap): take it', o: obs('m0', { lease: null, renewedAgoMs: null }), want: ['take_lease'] },
+  { name: 'writable without a lease for longer than the deadline: demote', o: obs('m0', { lease: null, renewedAgoMs: null, primaryWithoutLeaseMs: 5000 }), want: ['demote'] },
+  { name: 'another pod still labelled primary: unlabel it', o: obs('m0', { members: [member('m1', { labelledPrimary: true }), member('m2')] }), want: ['unlabel', 'manage_slots'] },
+  { name: 'switchover to m2 requested', o: obs('m0', { lease: lease({ switchoverTo: 'm2' }) }), want: ['handoff'], reason: /m2/ },
+  { name: 'switchover to a member that does not stream: refused', o: obs('m0', { lease: lease({ switchoverTo: 'm2' }), pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: ['clear_switchover'], reason: /refused/ },
+  { name: 'switchover ignored while paused', o: obs('m0', { lease: lease({ switchoverTo: 'm2', paused: true }) }), want: ['manage_slots'] },
+  { name: 'SIGTERM on the primary: hand off', o: obs('m0', { terminating: true }), want: ['handoff'] },
+  { name: 'SIGTERM on a primary with no replica: stop', o: obs('m0', { terminating: true, pg: { ...pgPrimary, streamingReplicas: [] } }), want: ['stop'] },
+  // --- sync mode on the primary ---
+  { name: 'sync: record new members in the lease before postgres uses them', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: [] }) }), want: ['renew_lease', 'manage_slots'], reason: /recording/ },
+  { name: 'sync: recorded, now set synchronous_standby_names', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }) }), want: ['set_sync', 'manage_slots'] },
+  { name: 'sync: a member left: postgres first, then the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1', 'm2'], streamingReplicas: ['m1'] } }), want: ['set_sync', 'manage_slots'] },
+  { name: 'sync: postgres dropped it, now shrink the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1'], streamingReplicas: ['m1'] } }), want: ['renew_lease', 'manage_slots'] },
+  // --- replicas ---
+  { name: 'replica following the holder: nothing', o: obs('m1'), want: [] },
+  { name: 'replica following someone else: follow the holder', o: obs('m1', { pg: { ...pgReplica, following: '10.0.0.9' } }), want: ['follow'] },
+  { name: 'replica not streaming for long: rewind', o: obs('m1', { pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['rewind'] },
+  { name: 'replica whose rewinds failed: reinit', o: obs('m1', { rewindFailures: 2, pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['reinit'] },
+  { name: 'we were handed the lease: unlabel the old primary, promote', o: obs('m1', { lease: lease({ holder: 'm1' }) }), want: ['unlabel', 'promote', 'renew_lease'] },
+  { name: 'lease expired, members not fresh: probe first', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0', { fresh: false }), member('m2', { fresh: false })] }), want: ['probe_members'] },
+  { name: 'lease expired, we are the best: take it', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), pg: { ...pgReplica, lsn: 3000n } }), want: ['take_lease'] },
+  { name: 'TWO CANDIDATES: equal LSN: smaller name wins (m1)', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }) }), want: ['take_lease'] },
+  { name: 'TWO CANDIDATES: equal LSN: m2 yields to m1', o: obs('m2', { lease: lease({ unchangedForMs: 7000 }) }), want: [], reason: /m1 is a better candidate/ },
+  { name: 'TWO CANDIDATES: more advanced m2 beats m1', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0', { healthy: false }), member('m2', { lsn: 5000n })] }), want: [], reason: /m2 is a better/ },
+  { name: 'nofailover member never takes the lease', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), settings: { ...settings, nofailover: true } }), want: [], reason: /nofailover/ },
+  { name: 'a nofailover peer does not block us', o: obs('m2', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0'), member('m1', { nofailover: true })] }), want: ['take_lease'] },
+  { name: 'lagging too far behind: no', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0', { healthy: false }), member('m2', { lsn: 100_000_000n, nofailover: true })] }), want: [], reason: /behind/ },
+  { name: 'lease valid (5.9 s unchanged): wait', o: obs('m1', { lease: lease({ unchangedForMs: 5900 }) }), want: [] },
+  { name: 'API unreachable for a replica: stay', o: obs('m1', { lease: undefined }), want: [], reason: /cannot read/ },
+  { name: 'paused: no failover', o: obs('m1', { lease: lease({ unchangedForMs: 60_000, paused: true }) }), want: [], reason: /paused/ },
+  { name: 'sync: not in the recorded set: no', o: obs('m2', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1'] }), members: [primaryMember('m0'), member('m1', { healthy: false })] }), want: [], reason: /not in the synchronous set/ },
+  { name: 'sync: in the set but the other set member unseen: no (could hold the last commit)', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1', 'm2'] }), members: [primaryMember('m0'), member('m2', { healthy: false })] }), want: [], reason: /need 2/ },
+  { name: 'sync: both seen, we are best: take it', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1', 'm2'] }) }), want: ['take_lease'] },
+  { name: 'sync: empty set recorded (no sync standby was ever confirmed): no failover', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: [] }) }), want: [], reason: /not in the synchronous set/ },
+  { name: 'reinit requested', o: obs('m1', { reinitRequested: true }), want: ['reinit'] },
+  // --- postgres down ---
+  { name: 'half-made data dir: wipe', o: obs('m1', { pg: pgDown, dataDir: 'partial' }), want: ['wipe'] },
+  { name: 'empty dir, no init lease: claim it', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: null, lease: null }), want: ['acquire_init'] },
+  { name: 'empty dir, we hold the init lease: bootstrap', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: { holder: 'm1', initialized: false, unchangedForMs: 0 }, lease: null }), want: ['bootstrap'] },
+  { name: 'empty dir, another bootstraps: wait', o: obs('m1', { pg: pgDown, dataDir: 'missing', init: { holder: 'm0', initialized: false, unchangedForMs: 0 }, lease: null }), want: [], reason: /waiting for m0/ },
+  { name: 'empty dir, initialized, healthy leader: clone', o: obs('m1', { pg: pgDown, dataDir: 'empty' }), want: ['clone'] },
+  { name: 'empty dir, leader unhealthy: wait', o: obs('m1', { pg: pgDown, dataDir: 'empty', members: [primaryMember('m0', { healthy: false }), member('m2')] }), want: [] },
+  { name: 'valid dir, was a standby: start as replica', o: obs('m1', { pg: pgDown, controlRole: 'standby' }), want: ['start'] },
+  { name: 'valid dir, was primary, another leads: rewind first', o: obs('m1', { pg: pgDown, controlRole: 'primary' }), want: ['rewind'] },
+  { name: 'valid dir, we hold the lease, were primary: start as primary', o: obs('m0', { pg: pgDown, controlRole: 'primary' }), want: ['start'], reason: /as primary/ },
+  { name: 'valid dir, no leader: start as replica to take part', o: obs('m1', { pg: pgDown, controlRole: 'primary', lease: lease({ unchangedForMs: 60_000 }) }), want: ['start'] },
+  { name: 'SIGTERM on a stopped member: stop', o: obs('m1', { pg: pgDown, terminating: true }), want: ['stop'] },
+];
+
+for (const r of rows) {
+  test(r.name, () => {
+    const d = decide(r.o);
+    assert.deepEqual(d.actions.map((a) => a.type), r.want, d.reason);
+    assert.ok(d.reason.length > 0 && !d.reason.includes('\n'), 'one-line reason');
+    if (r.reason) assert.match(d.reason, r.reason);
+  });
+}
+
+test('a start as replica follows the holder; as primary follows nobody', () => {
+  const d = decide(obs('m1', { pg: pgDown, controlRole: 'standby' }));
+  assert.deepEqual(d.actions[0], { type: 'start', as: 'replica', follow: { name: 'm0', host: '10.0.0.0', port: 5432 } });
+});
+
+test('the promotion order: unlabel before promote (the read-write Service never selects two pods)', () => {
+  const acts = decide(obs('m1', { lease: lease({ holder: 'm1' }) })).actions.map((a) => a.type);
+  assert.ok(acts.indexOf('unlabel') < acts.indexOf('promote'));
+});
+
+test('decide is pure: the same observation gives the same decision', () => {
+  const o = obs('m1', { lease: lease({ unchangedForMs: 7000 }) });
+  assert.deepEqual(decide(o), decide(structuredClone(o)));
+});
+
+test('hand-off target: the most advanced streaming replica; named target honoured', () => {
+  const o = obs('m0', { members: [member('m1', { lsn: 10n }), member('m2', { lsn: 20n })] });
+  assert.equal(handoffTarget(o, null), 'm2');
+  assert.equal(handoffTarget(o, 'm1'), 'm1');
+  assert.equal(handoffTarget(o, 'm9'), null);
+});
+
+test('candidacy reasons name the blocker', () => {
+  assert.match(candidacy(obs('m1', { pg: { ...pgReplica, accepting: false } })).reason, /not accepting/);
+  assert.match(candidacy(obs('m1', { pg: pgPrimary })).reason, /not a replica/);
+});
+
+void types;
