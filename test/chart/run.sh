@@ -7,6 +7,8 @@
 #      schemas of every version in SCHEMA_VERSIONS (test/toolchain/versions.sh), and the
 #      ServiceMonitor, PodMonitor and PrometheusRule against strict schemas made from the
 #      prometheus-operator CRDs (its Go module, PROMETHEUS_OPERATOR_VERSION; test/chart/crd-schemas.mjs)
+#   3b. the PrometheusRule's alerts: `promtool check rules` and `promtool test rules` on
+#      synthetic series (test/chart/alerts.sh, test/chart/alerts.test.yaml)
 #   4. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
 #   5. the README's values table, the @param comments, values.yaml and values.schema.json agree
 #   6. every example in docs/chart.md is the ci file it names; the commands of the README's quick
@@ -52,6 +54,24 @@ if [ ! -f "$CRD_SCHEMAS/.done" ]; then
   node test/chart/crd-schemas.mjs "$CRD_SCHEMAS" "$crd_src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml || exit 2
   touch "$CRD_SCHEMAS/.done"
 fi
+
+# promtool (Prometheus' rule checker and rule unit tester), built from the prometheus Go module's
+# source (its go.mod has exclude lines, so `go install` refuses it); cached like the toolchain.
+PROMETHEUS_VERSION=v0.307.3
+PROMTOOL="$CACHE/promtool-$PROMETHEUS_VERSION/promtool"
+if [ ! -x "$PROMTOOL" ]; then
+  echo "chart: building promtool $PROMETHEUS_VERSION (once; several minutes cold)"
+  command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+  ( export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+    src=$(go mod download -json "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" \
+      | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).Dir??""))')
+    [ -n "$src" ] || exit 1
+    d="$CACHE/promtool-$PROMETHEUS_VERSION"
+    rm -rf "$d.src" "$d.tmp"; mkdir -p "$d.tmp"; cp -r "$src" "$d.src"; chmod -R u+w "$d.src"
+    (cd "$d.src" && go build -trimpath -ldflags "-s -w" -o "$d.tmp/promtool" ./cmd/promtool)
+    rm -rf "$d" && mv "$d.tmp" "$d" && rm -rf "$d.src" ) || { echo "chart: could not build promtool $PROMETHEUS_VERSION" >&2; exit 2; }
+fi
+export PROMTOOL
 
 failed=()
 passed=0
@@ -104,6 +124,9 @@ for v in $SCHEMA_VERSIONS; do
   check "kubeconform $v defaults" validate "$v"
   for f in "${ci_files[@]}"; do check "kubeconform $v $(basename "$f")" validate "$v" "$f"; done
 done
+
+echo "chart: alerts (promtool check rules, promtool test rules)"
+check "alerts: rules parse and fire as test/chart/alerts.test.yaml says" bash test/chart/alerts.sh
 
 echo "chart: bad values are rejected by name"
 # Each file's first line is "# expect: <text the error must contain>".
