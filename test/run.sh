@@ -17,7 +17,7 @@ node --test --test-reporter=spec "${unit[@]}"
 step chart
 bash test/chart/run.sh
 step "cli (bats)"
-bats test/bats
+node_modules/bats/bin/bats test/bats
 step integration
 integ=(dist/test/integration/**/*.test.js)
 node --test --test-concurrency=1 --test-reporter=spec "${integ[@]}"
