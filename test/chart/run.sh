@@ -7,16 +7,21 @@
 #      schemas of every version in SCHEMA_VERSIONS (test/toolchain/versions.sh), and the
 #      ServiceMonitor, PodMonitor and PrometheusRule against strict schemas made from the
 #      prometheus-operator CRDs (its Go module, PROMETHEUS_OPERATOR_VERSION; test/chart/crd-schemas.mjs)
-#   3b. the PrometheusRule's alerts: `promtool check rules` and `promtool test rules` on
+#   4. the PrometheusRule's alerts: `promtool check rules` and `promtool test rules` on
 #      synthetic series (test/chart/alerts.sh, test/chart/alerts.test.yaml)
-#   4. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
-#   5. the README's values table, the @param comments, values.yaml and values.schema.json agree
-#   6. every example in docs/chart.md is the ci file it names; the commands of the README's quick
+#   5. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
+#   6. the README's values table, the @param comments, values.yaml and values.schema.json agree
+#   7. every example in docs/chart.md is the ci file it names; the commands of the README's quick
 #      start and of docs/chart.md name objects, keys and labels the chart really renders
-#   7. the `helm test` pod's script, as rendered, against a real PostgreSQL primary and replica
+#   8. a real kube-apiserver (test/chart/apiserver.sh): `kubectl apply --dry-run=server` of every
+#      rendering into namespaces enforcing the restricted Pod Security Standard, with the CRDs
+#      installed (any warning fails); install, upgrade (passwords kept), uninstall (Secret kept)
+#   9. the `helm test` pod's script, as rendered, against a real PostgreSQL primary and replica
 #      (test/chart/helm-test-pod.sh: passes when healthy or catching up, fails when it must)
-# Tools: helm, its unittest plugin and kubeconform from `bash test/toolchain/install.sh helm
-# unittest kubeconform schemas` (linked into .tools/bin; cached under ~/.cache/pg-autopilot).
+# Tools: helm, its unittest plugin, kubeconform, kube-apiserver and kubectl from `bash
+# test/toolchain/install.sh debs helm unittest kubeconform schemas kube` (linked into .tools/bin;
+# cached under ~/.cache/pg-autopilot); etcd and PostgreSQL from Debian (the `debs` step);
+# promtool and the prometheus-operator CRDs are fetched below (Go module proxy, cached).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 . test/toolchain/versions.sh
@@ -45,13 +50,15 @@ for v in $SCHEMA_VERSIONS; do
   [ -f "$CACHE/schemas/v$v-standalone-strict/.done" ] || { echo "chart: Kubernetes $v schemas missing; run: bash test/toolchain/install.sh schemas" >&2; exit 2; }
 done
 
-if [ ! -f "$CRD_SCHEMAS/.done" ]; then
+if [ ! -f "$CRD_SCHEMAS/.done" ] || [ ! -d "$CRD_SCHEMAS/crds" ]; then
   command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
   crd_src=$(GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
     | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).Dir??""))') || crd_src=
   [ -n "$crd_src" ] || { echo "chart: could not fetch the prometheus-operator $PROMETHEUS_OPERATOR_VERSION Go module (its CRDs)" >&2; exit 2; }
   rm -rf "$CRD_SCHEMAS"
   node test/chart/crd-schemas.mjs "$CRD_SCHEMAS" "$crd_src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml || exit 2
+  mkdir -p "$CRD_SCHEMAS/crds"  # the CRDs themselves, for the API server checks
+  cp "$crd_src"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml "$CRD_SCHEMAS/crds/"
   touch "$CRD_SCHEMAS/.done"
 fi
 
@@ -145,6 +152,9 @@ echo "chart: docs"
 check "README values table matches values.yaml" node test/chart/values-table.mjs --check
 check "docs/chart.md examples are the ci files" node test/chart/doc-examples.mjs
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
+
+echo "chart: against a real kube-apiserver $KUBE_VERSION (restricted namespaces, CRDs installed)"
+check "server-side dry run, install, upgrade keeps the Secret, uninstall" bash test/chart/apiserver.sh "$CRD_SCHEMAS/crds"
 
 echo "chart: helm test pod against real PostgreSQL"
 check "helm test pod script (primary + streaming replica)" bash test/chart/helm-test-pod.sh
