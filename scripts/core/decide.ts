@@ -198,7 +198,7 @@ function replicaTick(o: Observation): Decision {
   }
   const lead = leader(o);
   if (lead) {
-    if (o.pg.following !== lead.host) return act(`following the new leader ${lead.name}`, { type: 'follow', from: endpointOf(lead) });
+    if (o.pg.following !== lead.name) return act(`following the new leader ${lead.name}`, { type: 'follow', from: endpointOf(lead) });
     if (!o.pg.streaming && lead.healthy && lead.role === 'primary' && o.pg.notStreamingForMs >= REWIND_AFTER_MS && !paused) {
       if (o.rewindFailures >= MAX_REWIND_FAILURES) return act(`not streaming from ${lead.name} and ${o.rewindFailures} rewinds failed: re-cloning`, { type: 'reinit' });
       return act(`not streaming from ${lead.name} for ${o.pg.notStreamingForMs} ms: rewinding`, { type: 'rewind', from: endpointOf(lead) });

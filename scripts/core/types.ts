@@ -62,7 +62,7 @@ export interface PgView {
   /** primary: current WAL LSN; replica: flushed-received LSN (falls back to replayed) */
   lsn: bigint | null;
   streaming: boolean;
-  /** host of the upstream this replica is configured to follow (from our own rendered config) */
+  /** the member this replica is configured to follow (set when we render primary_conninfo) */
   following: string | null;
   /** seconds-since-start of the current "not streaming while a leader exists" spell, ms; 0 when streaming */
   notStreamingForMs: number;

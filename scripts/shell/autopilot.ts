@@ -346,9 +346,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     void kube.event('Pod', cfg.podName, 'Demoted', `${cfg.podName} stopped being primary: ${why}`, 'Warning');
   }
 
-  async function startAs(as: 'primary' | 'replica', follow: { host: string; port: number } | null) {
+  async function startAs(as: 'primary' | 'replica', follow: { name: string; host: string; port: number } | null) {
     await pg.writeConfig(dyn(as === 'replica' ? follow : null));
-    following = as === 'replica' ? follow?.host ?? null : null;
+    following = as === 'replica' ? follow?.name ?? null : null;
     currentSyncNames = [];
     await pg.setStandby(as === 'replica');
     await pg.start();
@@ -427,7 +427,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       case 'follow':
         if (await pg.writeConfig(dyn(a.from))) await pg.reload();
-        following = a.from?.host ?? null;
+        following = a.from?.name ?? null;
         notStreamingSince = null;
         return;
       case 'rewind': {
@@ -707,6 +707,10 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     },
     async requestSwitchover(to) {
       if (to !== null && !pods.has(to)) return { status: 400, message: `unknown member "${to}"; members: ${[...pods.keys()].join(', ')}` };
+      if (to !== null && to !== cfg.podName) {
+        const m = membersFromPods().find((x) => x.name === to);
+        if (!m || m.role !== 'replica' || !m.healthy) return { status: 409, message: `${to} is not a healthy replica (role ${m?.role ?? 'unknown'}); pick one that is, or omit "to"` };
+      }
       const l = lease ?? (await kube.getLease(leaseName).catch(() => undefined));
       if (!l || !l.spec.holderIdentity) return { status: 409, message: 'no primary holds the lease: nothing to switch over' };
       if (to === l.spec.holderIdentity) return { status: 409, message: `${to} is already the primary` };

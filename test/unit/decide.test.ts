@@ -20,7 +20,7 @@ function lease(over: Partial<LeaseView> = {}): LeaseView {
   return { holder: 'm0', resourceVersion: '1', unchangedForMs: 500, switchoverTo: null, paused: false, failovers: 0, timeline: 1, syncStandbys: null, syncCount: 1, ...over };
 }
 const pgPrimary: PgView = { running: true, accepting: true, inRecovery: false, timeline: 1, lsn: 2000n, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: ['m1', 'm2'] };
-const pgReplica: PgView = { running: true, accepting: true, inRecovery: true, timeline: 1, lsn: 1000n, streaming: true, following: '10.0.0.0', notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
+const pgReplica: PgView = { running: true, accepting: true, inRecovery: true, timeline: 1, lsn: 1000n, streaming: true, following: 'm0', notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
 const pgDown: PgView = { running: false, accepting: false, inRecovery: null, timeline: null, lsn: null, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
 
 /** m0 is the primary holding the lease; we are `self`. */
@@ -63,7 +63,8 @@ const rows: Row[] = [
   { name: 'sync: postgres dropped it, now shrink the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1'], streamingReplicas: ['m1'] } }), want: ['renew_lease', 'manage_slots'] },
   // --- replicas ---
   { name: 'replica following the holder: nothing', o: obs('m1'), want: [] },
-  { name: 'replica following someone else: follow the holder', o: obs('m1', { pg: { ...pgReplica, following: '10.0.0.9' } }), want: ['follow'] },
+  { name: 'replica following someone else: follow the holder', o: obs('m1', { pg: { ...pgReplica, following: 'm9' } }), want: ['follow'] },
+  { name: 'replica following a former primary on the same host (other port): follow the holder', o: obs('m1', { pg: { ...pgReplica, following: 'm2' }, members: [primaryMember('m0', { host: '10.0.0.2' }), member('m2', { host: '10.0.0.2' })] }), want: ['follow'] },
   { name: 'replica not streaming for long: rewind', o: obs('m1', { pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['rewind'] },
   { name: 'replica whose rewinds failed: reinit', o: obs('m1', { rewindFailures: 2, pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['reinit'] },
   { name: 'we were handed the lease: unlabel the old primary, promote', o: obs('m1', { lease: lease({ holder: 'm1' }) }), want: ['unlabel', 'promote', 'renew_lease'] },
