@@ -169,8 +169,13 @@ kill_postgres() {
   wait_write_error "$from"
 }
 kill_entrypoint() {
-  local p; p=$(primary); log "  SIGKILL to the autopilot (entrypoint) in $p"
-  k exec "$p" -c postgres -- sh -c 'for d in /proc/[0-9]*; do if tr "\0" " " < "$d/cmdline" 2>/dev/null | grep -q "cli.js run"; then kill -KILL "${d#/proc/}"; fi; done' || true
+  local p; p=$(primary); log "  SIGKILL to the autopilot (entrypoint: node .../cli.js run) in $p"
+  # Matched on the process's own argv (the shell doing the killing never matches: it starts "sh").
+  local killed; killed=$(k exec "$p" -c postgres -- sh -c 'for d in /proc/[0-9]*; do
+      case "$(tr "\0" " " < "$d/cmdline" 2>/dev/null)" in "/usr/local/bin/node "*"cli.js run"*) kill -KILL "${d#/proc/}" && echo "${d#/proc/}" ;; esac
+    done') || true
+  [ -n "$killed" ] || fail "no autopilot process found in $p"
+  log "  killed pid $killed"
   wait_gone_or_restarted "$p"
 }
 # Something happened to the pod (deleted, recreated, container restarted), so that health()
@@ -179,12 +184,12 @@ pod_state() { k get pod "$1" -o jsonpath='{.metadata.uid}/{.status.containerStat
 wait_gone_or_restarted() {
   local r0; r0=$(pod_state "$1")
   for _ in $(seq 60); do [ "$(pod_state "$1")" != "$r0" ] && return 0; sleep 0.5; done
-  log "  (no change seen on $1 within 30 s)"
+  fail "no change seen on pod $1 within 30 s (not deleted, container not restarted)"
 }
 # The writer saw the disruption (a failed write after FROM_MS), or 15 s passed.
 wait_write_error() {
   for _ in $(seq 75); do awk -v f="$1" '$1 >= f && $2 == "err" {found=1} END {exit !found}' "$WRITES" && return 0; sleep 0.2; done
-  log "  (the writer saw no failed write within 15 s)"
+  fail "the writer saw no failed write within 15 s of the disruption"
 }
 upgrade() { "$HELM" upgrade "$REL" "$ROOT/charts/postgres" -n "$NS" --reuse-values "$@" >/dev/null; }
 upgrade_sync_and_parameter() {
@@ -192,6 +197,11 @@ upgrade_sync_and_parameter() {
   log "  helm upgrade: replication.synchronous=on, postgresql.parameters.work_mem=8MB (primary before: $before)"
   upgrade --set replication.synchronous=on --set postgresql.parameters.work_mem=8MB
   k rollout status statefulset "$(fullname)" --timeout="${TIMEOUT}s" >/dev/null || fail "rolling update did not finish"
+  # Reported, not asserted: the order the members were restarted in (creation time of the new pods).
+  local order; order=$(k get pods -l "$(sel)" --sort-by=.metadata.creationTimestamp -o jsonpath='{range .items[*]}{.metadata.name} {end}')
+  local last; last=$(echo "$order" | awk '{print $NF}')
+  log "  restart order: $order(primary before: $before; restarted last: $([ "$last" = "$before" ] && echo yes || echo no))"
+  echo "helm upgrade restart order: $order(primary before: $before)" >> "$W/install.txt"
 }
 check_upgrade() {
   local p v
@@ -279,8 +289,9 @@ tests: {enabled: false}
 YAML
   t=$(date +%s); install -f "$W/vault-values.yaml"
   health 3; echo "vault mode: install → healthy $(( $(date +%s) - t ))s" >> "$W/install.txt"
-  env_ok=$(k exec "$(primary)" -c postgres -- sh -c 'env | grep "_FILE=" | grep -vc "=/vault/secrets/"' || true)
-  [ "$env_ok" = 0 ] || fail "vault mode: some *_FILE variable does not point into /vault/secrets"
+  files=$(k exec "$(primary)" -c postgres -- sh -c 'env | grep "^PGA_.*_FILE=" | sort')
+  [ "$(echo "$files" | grep -c '=/vault/secrets/')" -ge 4 ] && ! echo "$files" | grep -v '=/vault/secrets/' | grep -q . \
+    || fail "vault mode: the credential *_FILE variables do not all point into /vault/secrets: $files"
   printf 'vault mode\t%s\t-\t-\t-\t-\t%s\n' "$HEALTH_S" "$ROWS_EQUAL" >> "$FIGURES"
   unset APP_PASSWORD_FILE
   [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
