@@ -74,7 +74,7 @@ wait_for() { # SECONDS WHAT COMMAND...
 
 # ------------------------------------------------------------------ build + install (cached)
 debs() {
-  local want=(containerd runc containernetworking-plugins iptables conntrack etcd-server buildah debootstrap busybox-static openssl curl)
+  local want=(containerd runc containernetworking-plugins iptables conntrack etcd-server buildah debootstrap busybox-static openssl curl postgresql-client)
   local missing=() p
   for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
