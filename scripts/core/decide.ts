@@ -188,12 +188,15 @@ function replicaTick(o: Observation): Decision {
   if (o.terminating) return act('shutting down', { type: 'stop' });
   if (o.reinitRequested && !paused) return act('reinit requested: wiping and cloning again', { type: 'reinit' });
   if (lease && lease.holder === o.self && !paused) {
+    // Promote only on a lease we just wrote ourselves: a cached view saying "ours" may be stale
+    // (a member cut off from the API keeps its last view), and the conditional write settles it.
+    const confirmed = o.renewedAgoMs !== null && o.renewedAgoMs < s.renewMs;
     const others = labelledOthers(o);
     return act(
-      others.length ? `we hold the lease: taking the primary label off ${others.join(', ')}, then promoting` : 'we hold the lease: promoting',
+      `${confirmed ? 'we hold the lease' : 'the lease names us: confirming it with a conditional write'}${others.length ? `, taking the primary label off ${others.join(', ')}` : ''}, then promoting`,
+      ...(confirmed ? [] : [{ type: 'renew_lease' } as Action]),
       ...(others.length ? [{ type: 'unlabel', pods: others } as Action] : []),
       { type: 'promote' },
-      { type: 'renew_lease' },
     );
   }
   const lead = leader(o);
@@ -238,8 +241,9 @@ function stoppedTick(o: Observation): Decision {
   if (o.reinitRequested && !paused) return act('reinit requested: wiping and cloning again', { type: 'reinit' });
   // A valid data directory with postgres down.
   if (lease && lease.holder === o.self && leaseValid(o)) {
-    if (o.controlRole === 'primary') return act('we hold the lease and were primary: starting as primary', { type: 'start', as: 'primary', follow: null });
-    return act('we hold the lease: starting as a replica, then promoting', { type: 'start', as: 'replica', follow: null });
+    // Confirm with a conditional write first (a failed write skips the start): never writable on a stale view.
+    if (o.controlRole === 'primary') return act('the lease names us and we were primary: confirming it, then starting as primary', { type: 'renew_lease' }, { type: 'start', as: 'primary', follow: null });
+    return act('the lease names us: starting as a replica, then promoting', { type: 'start', as: 'replica', follow: null });
   }
   const lead = leader(o);
   if (lead) {

@@ -65,6 +65,8 @@ export interface Autopilot {
   /** SIGTERM: hand the lease over if we are primary, stop postgres, resolve when done. */
   terminate(): Promise<void>;
   snapshot(): StatusSnapshot;
+  /** snapshot with postgres' WAL positions read now (peers judging a failover or hand-off need them fresh) */
+  statusNow(): Promise<StatusSnapshot>;
   alive(): boolean;
   ready(): boolean;
   isPrimary(): boolean;
@@ -321,10 +323,14 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     } catch (e) {
       if (e instanceof KubeError && (e.conflict || e.notFound)) {
         log.info('lease changed under us; re-reading', { status: e.status });
+        kube.resync();
         try { setLease(await kube.getLease(leaseName, 1_000)); } catch { /* next tick */ }
         return false;
       }
       log.warn('lease write failed', { error: errMsg(e) });
+      // The watch may be as dead as this request: read directly until it re-lists.
+      leaseInformerOk = false;
+      kube.resync();
       return false;
     }
   }
@@ -464,8 +470,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         const ann: Record<string, string | null> = {};
         if (a.syncStandbys) { ann[A.syncStandbys] = a.syncStandbys.join(','); ann[A.syncCount] = String(Math.min(cfg.syncCount, Math.max(a.syncStandbys.length, 1))); }
         if (lease && lease.spec.holderIdentity === cfg.podName && o.pg.timeline !== null && lease.metadata.annotations?.[A.timeline] !== String(o.pg.timeline) && o.pg.inRecovery === false) ann[A.timeline] = String(o.pg.timeline);
-        if (!lease) return;
-        await writeLease(leaseBody(lease, { holder: cfg.podName, transition: false, annotations: ann }), false);
+        if (!lease) throw new Error('no lease to renew');
+        // Throws on failure: actions after a renew (start as primary, promote) must not run.
+        if (!(await writeLease(leaseBody(lease, { holder: cfg.podName, transition: false, annotations: ann }), false))) throw new Error('lease renew failed');
         return;
       }
       case 'clear_switchover':
@@ -673,6 +680,10 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         }).filter((m): m is MemberStatus => !!m),
         kubeRequests: { ...kube.counts },
       };
+    },
+    async statusNow() {
+      try { lastPg = await pg.status(); } catch { /* keep the last one */ }
+      return this.snapshot();
     },
     alive: () => now() - lastTickAt < 3 * cfg.loopMs + cfg.leaseMs || ticking,
     ready() {

@@ -48,7 +48,7 @@ export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string;
           case '/readyz': return ap.ready() ? send(res, 200, { ok: true }) : send(res, 503, { ok: false, reason: ap.snapshot().reason });
           case '/primary': return ap.isPrimary() ? send(res, 200, { primary: true }) : send(res, 503, { primary: false });
           case '/replica': return ap.isReplica() ? send(res, 200, { replica: true }) : send(res, 503, { replica: false });
-          case '/status': return send(res, 200, ap.snapshot());
+          case '/status': return send(res, 200, await ap.statusNow());
           case '/metrics': return send(res, 200, ap.metrics(), 'text/plain; version=0.0.4');
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }

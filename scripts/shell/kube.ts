@@ -109,6 +109,8 @@ export interface Kube {
   /** Lists then watches; calls onChange with the full current set after every change. Returns a stop function. */
   informPods(selector: string, onChange: (pods: Map<string, Pod>) => void, onHealth?: (ok: boolean) => void): () => void;
   informLease(name: string, onChange: (lease: Lease | null) => void, onHealth?: (ok: boolean) => void): () => void;
+  /** Drop every watch stream so each informer lists again (after a failed or conflicting write, a watch may be stale). */
+  resync(): void;
   close(): void;
 }
 
@@ -169,6 +171,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
   const podsPath = (name = '') => `/api/v1/namespaces/${namespace}/pods${name ? `/${encodeURIComponent(name)}` : ''}`;
 
   const stoppers = new Set<() => void>();
+  const restarters = new Set<() => void>();
 
   /** list + watch with re-list on expiry (410) or a dropped stream; backoff while the API is down. */
   function inform<T extends { metadata: { name: string; resourceVersion?: string } }>(
@@ -180,6 +183,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
   ): () => void {
     let stopped = false;
     let current: http.ClientRequest | null = null;
+    restarters.add(() => current?.destroy(new Error('resync')));
     let retry: NodeJS.Timeout | null = null;
     let backoff = 250;
     const items = new Map<string, T>();
@@ -208,6 +212,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
         return again(backoff);
       }
       count('watch');
+      let ended = false;
       const req = (isHttps ? https : http).request({
         protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (isHttps ? 443 : 80),
         path: basePath + watchPath(rv), method: 'GET', agent: watchAgent, headers: headers(),
@@ -235,12 +240,15 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
             onChange(new Map(items));
           }
         });
-        res.on('end', () => { clearTimeout(idle); if (!stopped) again(0); });
+        // A stream that ends or breaks (connection reset mid-response) lists again.
+        res.on('end', () => { clearTimeout(idle); if (!ended && !stopped) { ended = true; again(0); } });
         res.on('error', () => undefined);
+        res.on('close', () => { clearTimeout(idle); if (!ended && !stopped) { ended = true; onHealth?.(false); again(backoff); } });
       });
       req.on('error', (e) => {
         clearTimeout(idle);
-        if (stopped) return;
+        if (stopped || ended) return;
+        ended = true;
         log?.(`${what}: watch ended`, { error: e.message });
         onHealth?.(false);
         again(backoff);
@@ -300,6 +308,9 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
       },
       (rv) => `${leasePath()}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}&resourceVersion=${rv}`,
       (m) => onChange(m.get(name) ?? null), onHealth);
+    },
+    resync() {
+      for (const r of restarters) r();
     },
     close() {
       for (const s of [...stoppers]) s();

@@ -67,7 +67,9 @@ const rows: Row[] = [
   { name: 'replica following a former primary on the same host (other port): follow the holder', o: obs('m1', { pg: { ...pgReplica, following: 'm2' }, members: [primaryMember('m0', { host: '10.0.0.2' }), member('m2', { host: '10.0.0.2' })] }), want: ['follow'] },
   { name: 'replica not streaming for long: rewind', o: obs('m1', { pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['rewind'] },
   { name: 'replica whose rewinds failed: reinit', o: obs('m1', { rewindFailures: 2, pg: { ...pgReplica, streaming: false, notStreamingForMs: REWIND_AFTER_MS } }), want: ['reinit'] },
-  { name: 'we were handed the lease: unlabel the old primary, promote', o: obs('m1', { lease: lease({ holder: 'm1' }) }), want: ['unlabel', 'promote', 'renew_lease'] },
+  { name: 'we were handed the lease: confirm it, unlabel the old primary, promote', o: obs('m1', { lease: lease({ holder: 'm1' }) }), want: ['renew_lease', 'unlabel', 'promote'] },
+  { name: 'we just took the lease: unlabel, promote (no second write)', o: obs('m1', { lease: lease({ holder: 'm1' }), renewedAgoMs: 100 }), want: ['unlabel', 'promote'] },
+  { name: 'SPLIT BRAIN: stale cached lease naming us, no recent write of ours: confirm before promoting', o: obs('m1', { lease: lease({ holder: 'm1', unchangedForMs: 9000 }), renewedAgoMs: 9000 }), want: ['renew_lease', 'unlabel', 'promote'] },
   { name: 'lease expired, members not fresh: probe first', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0', { fresh: false }), member('m2', { fresh: false })] }), want: ['probe_members'] },
   { name: 'lease expired, we are the best: take it', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), pg: { ...pgReplica, lsn: 3000n } }), want: ['take_lease'] },
   { name: 'TWO CANDIDATES: equal LSN: smaller name wins (m1)', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }) }), want: ['take_lease'] },
@@ -93,7 +95,8 @@ const rows: Row[] = [
   { name: 'empty dir, leader unhealthy: wait', o: obs('m1', { pg: pgDown, dataDir: 'empty', members: [primaryMember('m0', { healthy: false }), member('m2')] }), want: [] },
   { name: 'valid dir, was a standby: start as replica', o: obs('m1', { pg: pgDown, controlRole: 'standby' }), want: ['start'] },
   { name: 'valid dir, was primary, another leads: rewind first', o: obs('m1', { pg: pgDown, controlRole: 'primary' }), want: ['rewind'] },
-  { name: 'valid dir, we hold the lease, were primary: start as primary', o: obs('m0', { pg: pgDown, controlRole: 'primary' }), want: ['start'], reason: /as primary/ },
+  { name: 'valid dir, the lease names us, were primary: confirm, then start as primary', o: obs('m0', { pg: pgDown, controlRole: 'primary' }), want: ['renew_lease', 'start'], reason: /as primary/ },
+  { name: 'SPLIT BRAIN: demoted primary with a stale view naming it: does not start writable', o: obs('m0', { pg: pgDown, controlRole: 'primary', lease: lease({ unchangedForMs: 7000 }) }), want: ['start'], reason: /replica/ },
   { name: 'valid dir, no leader: start as replica to take part', o: obs('m1', { pg: pgDown, controlRole: 'primary', lease: lease({ unchangedForMs: 60_000 }) }), want: ['start'] },
   { name: 'SIGTERM on a stopped member: stop', o: obs('m1', { pg: pgDown, terminating: true }), want: ['stop'] },
 ];
@@ -112,9 +115,9 @@ test('a start as replica follows the holder; as primary follows nobody', () => {
   assert.deepEqual(d.actions[0], { type: 'start', as: 'replica', follow: { name: 'm0', host: '10.0.0.0', port: 5432 } });
 });
 
-test('the promotion order: unlabel before promote (the read-write Service never selects two pods)', () => {
+test('the promotion order: confirm, unlabel, then promote (the read-write Service never selects two pods)', () => {
   const acts = decide(obs('m1', { lease: lease({ holder: 'm1' }) })).actions.map((a) => a.type);
-  assert.ok(acts.indexOf('unlabel') < acts.indexOf('promote'));
+  assert.ok(acts.indexOf('renew_lease') < acts.indexOf('unlabel') && acts.indexOf('unlabel') < acts.indexOf('promote'));
 });
 
 test('decide is pure: the same observation gives the same decision', () => {
