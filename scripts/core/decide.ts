@@ -177,7 +177,11 @@ export function handoffTarget(o: Observation, wanted: string | null): string | n
   const pool = wanted ? ok.filter((m) => m.name === wanted) : ok;
   const syncSet = o.settings.syncMode === 'on' ? o.lease?.syncStandbys ?? [] : null;
   const allowed = syncSet && !wanted ? (pool.filter((m) => syncSet.includes(m.name)).length ? pool.filter((m) => syncSet.includes(m.name)) : pool) : pool;
-  const best = [...allowed].sort((a, b) => (a.lsn === b.lsn ? a.name.localeCompare(b.name) : ((b.lsn ?? 0n) > (a.lsn ?? 0n) ? 1 : -1)))[0];
+  // In a rolling update (SIGTERM from the StatefulSet controller) members on another revision
+  // were already updated: handing over to one of them saves a second switchover later. The
+  // hand-off waits for the target to receive the final checkpoint, so this costs no data.
+  const updated = (m: MemberView) => (o.revision !== null && m.revision !== null && m.revision !== o.revision ? 0 : 1);
+  const best = [...allowed].sort((a, b) => updated(a) - updated(b) || (a.lsn === b.lsn ? a.name.localeCompare(b.name) : ((b.lsn ?? 0n) > (a.lsn ?? 0n) ? 1 : -1)))[0];
   return best ? best.name : null;
 }
 

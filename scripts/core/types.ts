@@ -32,6 +32,8 @@ export interface MemberView {
   labelledPrimary: boolean;
   /** an operator asked this member to re-clone (`autopilot reinit`) */
   reinitRequested: boolean;
+  /** the StatefulSet revision of its pod (controller-revision-hash), null outside a StatefulSet */
+  revision: string | null;
 }
 
 export interface LeaseView {
@@ -105,6 +107,8 @@ export interface Observation {
   terminating: boolean;
   /** our own pod carries the reinit annotation */
   reinitRequested: boolean;
+  /** our pod's StatefulSet revision; during a rolling update a hand-off prefers members already updated */
+  revision: string | null;
 }
 
 export type Action =

@@ -194,6 +194,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       fresh,
       labelledPrimary: pod?.metadata.labels?.[ROLE_LABEL] === 'primary',
       reinitRequested: !!pod?.metadata.annotations?.[REINIT_ANNOTATION],
+      revision: pod?.metadata.labels?.['controller-revision-hash'] ?? null,
     };
   }
 
@@ -267,6 +268,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       rewindFailures,
       terminating,
       reinitRequested: !!pods.get(cfg.podName)?.metadata.annotations?.[REINIT_ANNOTATION],
+      revision: pods.get(cfg.podName)?.metadata.labels?.['controller-revision-hash'] ?? null,
     };
   }
 

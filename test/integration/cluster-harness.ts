@@ -97,7 +97,8 @@ export class Cluster {
     const out = createWriteStream(m.logFile, { flags: 'a' });
     const prefix = pgIds ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
     const argv = [...prefix, process.execPath, CLI, 'run'];
-    const proc = spawn(argv[0]!, argv.slice(1), { env: m.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, like a container: freeze() stops the entrypoint and postgres together.
+    const proc = spawn(argv[0]!, argv.slice(1), { env: m.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     proc.stdout!.pipe(out, { end: false });
     proc.stderr!.pipe(out, { end: false });
     m.proc = proc;
@@ -112,6 +113,13 @@ export class Cluster {
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
     p.kill(sig);
     await Promise.race([exited, sleep(timeoutMs)]);
+  }
+
+  /** Freeze (SIGSTOP) or thaw (SIGCONT) the member's whole process group: entrypoint + postgres, as a paused container. */
+  freeze(name: string, on = true) {
+    const p = this.member(name).proc;
+    if (!p?.pid) throw new Error(`${name} is not running`);
+    process.kill(-p.pid, on ? 'SIGSTOP' : 'SIGCONT');
   }
 
   /** pid of the member's postmaster (from postmaster.pid), or null. */
@@ -229,6 +237,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
+    for (const m of this.members) { try { if (m.proc?.pid) process.kill(-m.proc.pid, 'SIGCONT'); } catch { /* gone */ } }
     await Promise.all(this.members.map(async (m) => {
       if (m.proc && m.proc.exitCode === null) await this.signal(m.name, 'SIGKILL', 5_000);
     }));

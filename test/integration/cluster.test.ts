@@ -181,6 +181,33 @@ test('SIGKILL of the primary\'s entrypoint: failover within the lease, old prima
   }
 });
 
+test('frozen primary (entrypoint and postgres stopped, like a paused container): failover, then it demotes on thaw', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    c.freeze(p);
+    const np = await c.waitForPrimary(30_000, p);
+    assert.notEqual(np, p);
+    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
+    fig(t, 'frozen primary: new primary writable after', Date.now() - at);
+    await sleep(500);
+    await w.stop();
+    fig(t, 'frozen primary: writes unavailable', w.longestGapMs(at));
+    const thawAt = Date.now();
+    c.freeze(p, false);
+    await c.waitFor('thawed old primary read-only', async () => !(await c.writable()).includes(p), 10_000, 20);
+    fig(t, 'frozen primary: read-only after thaw', Date.now() - thawAt);
+    assert.deepEqual(await c.labelledPrimaries(), [np]);
+    await c.waitForReplicas(np, 2, 90_000);
+    fig(t, 'frozen primary: rejoined as replica after thaw', Date.now() - thawAt);
+  } finally {
+    await c.stop();
+  }
+});
+
 test('primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
   const c = await Cluster.start(kube);
   try {

@@ -11,7 +11,7 @@ const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBy
 function member(name: string, over: Partial<MemberView> = {}): MemberView {
   return {
     name, host: `10.0.0.${name.slice(-1)}`, port: 5432, apiUrl: `http://10.0.0.${name.slice(-1)}:8008`, role: 'replica', healthy: true,
-    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, ...over,
+    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, ...over,
   };
 }
 const primaryMember = (name: string, over: Partial<MemberView> = {}) => member(name, { role: 'primary', inRecovery: false, labelledPrimary: true, streaming: false, ...over });
@@ -32,7 +32,7 @@ function obs(self: string, over: Partial<Observation> = {}): Observation {
     pg: isPrimary ? pgPrimary : pgReplica,
     lease: lease(), init: { holder: 'm0', initialized: true, unchangedForMs: 0 },
     members: all.filter((m) => m.name !== self),
-    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false,
+    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null,
     ...over,
   };
 }
@@ -130,6 +130,12 @@ test('hand-off target: the most advanced streaming replica; named target honoure
   assert.equal(handoffTarget(o, null), 'm2');
   assert.equal(handoffTarget(o, 'm1'), 'm1');
   assert.equal(handoffTarget(o, 'm9'), null);
+});
+
+test('rolling update: the hand-off prefers a member already on the new revision', () => {
+  const o = obs('m0', { revision: 'old', members: [member('m1', { lsn: 20n, revision: 'old' }), member('m2', { lsn: 10n, revision: 'new' })] });
+  assert.equal(handoffTarget(o, null), 'm2');
+  assert.equal(handoffTarget({ ...o, revision: null }, null), 'm1');
 });
 
 test('candidacy reasons name the blocker', () => {
