@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the project's images without Docker: buildah (as root, vfs storage) on a local Debian base
+# Builds the project's images without Docker: buildah (as root) on a local Debian base
 # made by debootstrap, each written as an OCI archive that containerd imports
 # (`ctr -n k8s.io images import FILE`).
 #
@@ -9,7 +9,7 @@
 #   base-trixie-<key>.oci.tar     debootstrap trixie minbase; key = suite, variant, debootstrap
 #                                 version, mirror and BASE_DATE (default: the ISO week, so the base
 #                                 picks up Debian updates weekly; set BASE_DATE to pin it)
-#   postgres-<tag>.oci.tar        images/postgres/Dockerfile built on that base  (IMAGE, TAG below)
+#   postgres-<tag>.oci.tar        images/postgres/Dockerfile built on that base (<basename of IMAGE>-<TAG>)
 #   pause-<key>.oci.tar           images/pause (static Go), the sandbox image containerd starts
 #   busybox-<key>.oci.tar         Debian's busybox-static, the local-path-provisioner helper image
 # The last line printed for each image is its archive path; the postgres image size is printed.
@@ -20,7 +20,11 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${PGA_CACHE:-$HOME/.cache/pg-autopilot}; OUT=$CACHE/images
-export STORAGE_DRIVER=vfs BUILDAH_FORMAT=oci
+export BUILDAH_FORMAT=oci
+# buildah's storage: its default driver (overlay where the kernel has it, as here), or the driver
+# named by STORAGE_DRIVER (e.g. vfs where overlay is unavailable) in a root of its own, since one
+# storage root cannot change driver. (buildah 1.28 itself ignores the variable.)
+bh() { buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER" --root "/var/lib/containers/storage-$STORAGE_DRIVER"} "$@"; }
 PG_MAJOR=${PG_MAJOR:-17}
 SUITE=trixie
 IMAGE=${IMAGE:-lab.local/pg-autopilot/postgres}
@@ -28,7 +32,7 @@ TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/cha
 BASE_DATE=${BASE_DATE:-$(date -u +%G-W%V)}
 log() { printf '[images] %s\n' "$*" >&2; }
 now() { date +%s; }
-[ "$(id -u)" = 0 ] || { log "run as root (buildah with vfs storage, debootstrap)"; exit 1; }
+[ "$(id -u)" = 0 ] || { log "run as root (buildah, debootstrap)"; exit 1; }
 mkdir -p "$OUT"
 
 need_debs() {
@@ -50,15 +54,15 @@ MIRROR=${DEBIAN_MIRROR:-$(host_uri | awk '/\/debian\/?$/ && !m {print; m=1}')}
 SECURITY=${DEBIAN_SECURITY_MIRROR:-$(host_uri | awk '/\/debian-security\/?$/ && !m {print; m=1}')}
 [ -n "$MIRROR" ] || { log "no Debian mirror in the host's apt sources; set DEBIAN_MIRROR"; exit 1; }
 
-has_image() { buildah inspect --type image "$1" >/dev/null 2>&1; }
+has_image() { bh inspect --type image "$1" >/dev/null 2>&1; }
 # save NAME FILE: write an image to an OCI archive (atomically) and import it when IMPORT=1.
 save() {
-  rm -f "$2.tmp"; buildah push -q "$1" "oci-archive:$2.tmp:$1" >/dev/null; mv "$2.tmp" "$2"
+  rm -f "$2.tmp"; bh push -q "$1" "oci-archive:$2.tmp:$1" >/dev/null; mv "$2.tmp" "$2"
   import "$2"
 }
 import() { [ "${IMPORT:-0}" = 1 ] && ctr -n k8s.io images import "$1" >/dev/null && log "imported $1 into containerd"; true; }
 # load NAME FILE: make sure buildah's storage has NAME (from its cached archive when it does not).
-load() { has_image "$1" || { [ -f "$2" ] && buildah pull -q "oci-archive:$2" >/dev/null && has_image "$1"; }; }
+load() { has_image "$1" || { [ -f "$2" ] && bh pull -q "oci-archive:$2" >/dev/null && has_image "$1"; }; }
 key() { printf '%s' "$*" | sha256sum | cut -c1-12; }
 
 BASE_KEY=$(key "$SUITE minbase $(dpkg-query -W -f='${Version}' debootstrap 2>/dev/null) $MIRROR $SECURITY $BASE_DATE")
@@ -85,11 +89,11 @@ path-exclude=/usr/share/locale/*
 CFG
   printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' > "$root/etc/apt/apt.conf.d/01-pga-norecommends"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/log/apt
-  local c m; c=$(buildah from scratch); m=$(buildah mount "$c")
-  cp -a "$root/." "$m/"; buildah umount "$c" >/dev/null
-  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd '["bash"]' \
+  local c m; c=$(bh from scratch); m=$(bh mount "$c")
+  cp -a "$root/." "$m/"; bh umount "$c" >/dev/null
+  bh config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd '["bash"]' \
     --label "org.opencontainers.image.description=Debian $SUITE minbase (debootstrap, $BASE_DATE)" "$c"
-  buildah commit -q "$c" "$BASE_NAME" >/dev/null; buildah rm "$c" >/dev/null
+  bh commit -q "$c" "$BASE_NAME" >/dev/null; bh rm "$c" >/dev/null
   rm -rf "$root"
   save "$BASE_NAME" "$BASE_FILE"
   log "base $BASE_NAME built in $(( $(now) - t0 ))s"
@@ -99,20 +103,20 @@ CFG
 postgres() {
   need_debs buildah
   base >/dev/null
-  local t0; t0=$(now); local file=$OUT/postgres-$TAG.oci.tar
+  local t0; t0=$(now); local file; file=$OUT/$(basename "$IMAGE")-$TAG.oci.tar
   local rev; rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   log "building $IMAGE:$TAG (PostgreSQL $PG_MAJOR) from $BASE_NAME"
   # --network host: RUN steps reach the Debian archive and npm through the host's network
-  # (buildah's own default would use the CNI configuration, which the lab points at its bridge).
+  # (buildah's default network would add its own CNI bridge and masquerade rules on the host).
   # Behind a TLS-intercepting proxy npm needs the host's CA bundle: mounted for the build only.
   local ca=() host_ca=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
   [ -f "$host_ca" ] && ca=(-v "$host_ca:/run/pga-host-ca.crt:ro" --build-arg NODE_EXTRA_CA_CERTS=/run/pga-host-ca.crt)
-  buildah bud --layers --network host -q "${ca[@]}" \
+  bh bud --layers --network host -q "${ca[@]}" \
     --build-arg BASE_IMAGE="$BASE_NAME" --build-arg PG_MAJOR="$PG_MAJOR" \
     --build-arg VERSION="$TAG" --build-arg VCS_REF="$rev" --build-arg BUILD_DATE="$(date -u +%FT%TZ)" \
     -f "$HERE/Dockerfile" -t "$IMAGE:$TAG" "$ROOT" >/dev/null
   save "$IMAGE:$TAG" "$file"
-  local size; size=$(buildah images --format '{{.Size}}' "$IMAGE:$TAG" | head -1)
+  local size; size=$(bh images --format '{{.Size}}' "$IMAGE:$TAG" | head -1)
   log "built $IMAGE:$TAG in $(( $(now) - t0 ))s; image size $size (uncompressed), archive $(du -h "$file" | cut -f1)"
   echo "$file"
 }
@@ -125,10 +129,10 @@ pause() {
   if [ ! -f "$file" ]; then
     local tmp; tmp=$(mktemp -d)
     (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o "$tmp/pause" .)
-    local c; c=$(buildah from scratch)
-    buildah copy -q "$c" "$tmp/pause" /pause >/dev/null
-    buildah config --entrypoint '["/pause"]' --label org.opencontainers.image.title=pause "$c"
-    buildah commit -q "$c" "$name" >/dev/null; buildah rm "$c" >/dev/null; rm -rf "$tmp"
+    local c; c=$(bh from scratch)
+    bh copy -q "$c" "$tmp/pause" /pause >/dev/null
+    bh config --entrypoint '["/pause"]' --label org.opencontainers.image.title=pause "$c"
+    bh commit -q "$c" "$name" >/dev/null; bh rm "$c" >/dev/null; rm -rf "$tmp"
     save "$name" "$file"; log "built $name"
   else import "$file"; fi
   echo "$file"
@@ -139,12 +143,12 @@ busybox() {
   local k; k=$(key "$(dpkg-query -W -f='${Version}' busybox-static)")
   local name=lab.local/busybox:$k file=$OUT/busybox-$k.oci.tar
   if [ ! -f "$file" ]; then
-    local c m; c=$(buildah from scratch); m=$(buildah mount "$c")
+    local c m; c=$(bh from scratch); m=$(bh mount "$c")
     mkdir -p "$m/bin" "$m/tmp" "$m/opt"; cp /bin/busybox "$m/bin/busybox"
     for a in $("$m/bin/busybox" --list); do [ -e "$m/bin/$a" ] || ln -s busybox "$m/bin/$a"; done
-    chmod 1777 "$m/tmp"; buildah umount "$c" >/dev/null
-    buildah config --cmd '["/bin/sh"]' --env PATH=/bin --label org.opencontainers.image.title=busybox "$c"
-    buildah commit -q "$c" "$name" >/dev/null; buildah rm "$c" >/dev/null
+    chmod 1777 "$m/tmp"; bh umount "$c" >/dev/null
+    bh config --cmd '["/bin/sh"]' --env PATH=/bin --label org.opencontainers.image.title=busybox "$c"
+    bh commit -q "$c" "$name" >/dev/null; bh rm "$c" >/dev/null
     save "$name" "$file"; log "built $name"
   else import "$file"; fi
   echo "$file"
