@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Pinned versions of what the lab builds from Go modules (sourced by test/lab/lab.sh).
 # Kubernetes itself: KUBE_VERSION in test/toolchain/versions.sh (built by test/toolchain/install.sh kube).
 COREDNS_VERSION=v1.14.7
