@@ -115,11 +115,23 @@ export class Cluster {
     await Promise.race([exited, sleep(timeoutMs)]);
   }
 
-  /** Freeze (SIGSTOP) or thaw (SIGCONT) the member's whole process group: entrypoint + postgres, as a paused container. */
+  /**
+   * Freeze (SIGSTOP) or thaw (SIGCONT) the member's whole process tree — entrypoint, postmaster and
+   * every backend (each backend is its own process group: postgres calls setsid) — as a paused
+   * container's cgroup freezer would.
+   */
   freeze(name: string, on = true) {
     const p = this.member(name).proc;
     if (!p?.pid) throw new Error(`${name} is not running`);
-    process.kill(-p.pid, on ? 'SIGSTOP' : 'SIGCONT');
+    const children = new Map<number, number[]>();
+    for (const line of execFileSync('ps', ['-e', '-o', 'pid=,ppid=']).toString().trim().split('\n')) {
+      const [pid, ppid] = line.trim().split(/\s+/).map(Number) as [number, number];
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    }
+    const tree: number[] = [];
+    const walk = (pid: number) => { tree.push(pid); for (const c of children.get(pid) ?? []) walk(c); };
+    walk(p.pid);
+    for (const pid of on ? tree : tree.reverse()) { try { process.kill(pid, on ? 'SIGSTOP' : 'SIGCONT'); } catch { /* exited */ } }
   }
 
   /** pid of the member's postmaster (from postmaster.pid), or null. */
@@ -237,7 +249,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
-    for (const m of this.members) { try { if (m.proc?.pid) process.kill(-m.proc.pid, 'SIGCONT'); } catch { /* gone */ } }
+    for (const m of this.members) { try { if (m.proc?.pid) this.freeze(m.name, false); } catch { /* gone */ } }
     await Promise.all(this.members.map(async (m) => {
       if (m.proc && m.proc.exitCode === null) await this.signal(m.name, 'SIGKILL', 5_000);
     }));

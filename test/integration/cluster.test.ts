@@ -4,11 +4,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Cluster, Writer, startKube, sleep, TOKEN } from './cluster-harness.js';
 import type { Kube } from './kube-harness.js';
 
 let kube: Kube;
+const CLI = fileURLToPath(new URL('../../scripts/cli.js', import.meta.url));
 const figures: Record<string, number | string> = {};
 const fig = (t: { diagnostic(m: string): void }, name: string, value: number | string, unit = 'ms') => {
   figures[name] = value;
@@ -276,6 +279,60 @@ test('sync mode: a client writing every 20 ms loses no acknowledged write when t
     fig(t, 'sync mode failover: acknowledged writes', w.acked.length, 'rows');
     fig(t, 'sync mode failover: acknowledged writes lost', lost.length, 'rows');
     assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).map((a) => a.id).join(', ')}`);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('the CLI against a live cluster: status, switchover --to, pause/resume, reinit', async () => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const [r1, r2] = c.members.filter((m) => m.name !== p).map((m) => m.name) as [string, string];
+    const cli = (member: string, ...args: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
+      const m = c.member(member);
+      execFile(process.execPath, [CLI, ...args], {
+        env: { PATH: process.env.PATH, PGA_API_URL: `http://127.0.0.1:${m.apiPort}`, PGA_API_TOKEN: TOKEN, PGA_NAMESPACE: c.ns, KUBECONFIG: m.proxy.kubeconfig },
+      }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr }));
+    });
+    const st = await cli(r1, 'status');
+    assert.equal(st.code, 0, st.out);
+    assert.match(st.out, new RegExp(`${p} \\*\\s+primary`));
+    assert.match(st.out, /lease holder: /);
+    const json = JSON.parse((await cli(r1, 'status', '--json')).out);
+    assert.equal(json.leaseHolder, p);
+
+    const sw = await cli(r1, 'switchover', '--to', r2);
+    assert.equal(sw.code, 0, sw.out);
+    assert.equal(await c.waitForPrimary(20_000, p), r2);
+    await c.waitForReplicas(r2, 2, 60_000);
+
+    // pause: killing the primary's entrypoint does not fail over
+    assert.equal((await cli(r1, 'pause')).code, 0);
+    await c.waitFor('paused annotation', async () => (await c.lease())?.metadata.annotations?.['pg-autopilot.io/paused'] === 'true', 10_000);
+    await c.signal(r2, 'SIGKILL', 5_000);
+    await sleep(9_000); // longer than the lease
+    assert.equal((await c.lease()).spec.holderIdentity, r2, 'no failover while paused');
+    assert.equal((await cli(r1, 'resume')).code, 0);
+    const np = await c.waitForPrimary(30_000, r2);
+    assert.ok(np === p || np === r1);
+    c.startMember(r2);
+    await c.waitForReplicas(np, 2, 90_000);
+
+    // reinit: a replica wipes its data and clones again (its timeline history restarts at the clone)
+    const victim = np === p ? r1 : p;
+    const sysBefore = (await c.sql(victim, 'select pg_postmaster_start_time() as t'))[0].t;
+    const ri = await cli(np, 'reinit', victim);
+    assert.equal(ri.code, 0, ri.out);
+    await c.waitFor('reinit done', async () => {
+      const rows = await c.sql(victim, 'select pg_postmaster_start_time() as t').catch(() => null);
+      return rows && rows[0].t > sysBefore && !(await c.pods()).find((x) => x.metadata.name === victim)?.metadata.annotations?.['pg-autopilot.io/reinit'];
+    }, 60_000, 200);
+    await c.waitForReplicas(np, 2, 60_000);
+    // the primary refuses to be reinitialised
+    const bad = await cli(np, 'reinit', np);
+    assert.equal(bad.code, 1);
+    assert.match(bad.out, /is the primary/);
   } finally {
     await c.stop();
   }
