@@ -16,6 +16,8 @@ const act = (reason: string, ...actions: Action[]): Decision => ({ actions, reas
 
 /** Streaming for this long without success makes a replica rewind (or re-clone) against the leader. */
 export const REWIND_AFTER_MS = 15_000;
+/** An init lease claimed by a member whose pod is gone is taken over after this long unchanged. */
+export const INIT_TAKEOVER_MS = 60_000;
 /** After this many failed rewinds a replica wipes its data and clones again. */
 export const MAX_REWIND_FAILURES = 2;
 
@@ -236,6 +238,11 @@ function stoppedTick(o: Observation): Decision {
     if (o.init === null) return act('empty data directory, cluster never initialized: claiming the init lease', { type: 'acquire_init' });
     if (!o.init.initialized) {
       if (o.init.holder === o.self) return act('we hold the init lease: running initdb and bootstrapping', { type: 'bootstrap' });
+      // The bootstrapping member's pod is gone (scaled away, deleted with its volume) and nothing
+      // happened for a long while: take the init lease over (a conditional write, so only one does).
+      if (o.init.unchangedForMs >= INIT_TAKEOVER_MS && !o.members.some((m) => m.name === o.init!.holder)) {
+        return act(`${o.init.holder} claimed the bootstrap but its pod is gone: taking the init lease over`, { type: 'acquire_init' });
+      }
       return act(`waiting for ${o.init.holder} to bootstrap the cluster`);
     }
     const lead = leader(o);

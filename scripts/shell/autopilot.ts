@@ -406,8 +406,14 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       case 'acquire_init':
         try {
-          setInit(await kube.createLease({ metadata: { name: initName }, spec: { holderIdentity: cfg.podName, leaseDurationSeconds: Math.ceil(cfg.leaseMs / 1000), acquireTime: microTime() } }));
-          log.info('won the init lease: this member bootstraps the cluster');
+          if (init) {
+            // take-over of an abandoned claim: conditional on the resourceVersion we saw
+            setInit(await kube.updateLease({ ...init, spec: { ...init.spec, holderIdentity: cfg.podName, acquireTime: microTime() } }));
+            log.warn('took over the init lease from a member that is gone', { previous: init.spec.holderIdentity });
+          } else {
+            setInit(await kube.createLease({ metadata: { name: initName }, spec: { holderIdentity: cfg.podName, leaseDurationSeconds: Math.ceil(cfg.leaseMs / 1000), acquireTime: microTime() } }));
+            log.info('won the init lease: this member bootstraps the cluster');
+          }
         } catch (e) {
           if (e instanceof KubeError && e.conflict) { setInit(await kube.getLease(initName)); return; }
           throw e;
@@ -724,17 +730,21 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         const m = membersFromPods().find((x) => x.name === to);
         if (!m || m.role !== 'replica' || !m.healthy) return { status: 409, message: `${to} is not a healthy replica (role ${m?.role ?? 'unknown'}); pick one that is, or omit "to"` };
       }
-      const l = lease ?? (await kube.getLease(leaseName).catch(() => undefined));
-      if (!l || !l.spec.holderIdentity) return { status: 409, message: 'no primary holds the lease: nothing to switch over' };
-      if (to === l.spec.holderIdentity) return { status: 409, message: `${to} is already the primary` };
-      try {
-        const body: Lease = { ...l, metadata: { ...l.metadata, annotations: { ...(l.metadata.annotations ?? {}), [A.switchoverTo]: to ?? '*' } } };
-        setLease(await kube.updateLease(body, 2_000));
-      } catch (e) {
-        return { status: e instanceof KubeError && e.conflict ? 409 : 503, message: `could not record the switchover request: ${errMsg(e)}` };
+      // The holder renews every few seconds: on a lost race (409), read again and retry.
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const l = attempt === 0 && lease ? lease : await kube.getLease(leaseName).catch(() => undefined);
+        if (!l || !l.spec.holderIdentity) return { status: 409, message: 'no primary holds the lease: nothing to switch over' };
+        if (to === l.spec.holderIdentity) return { status: 409, message: `${to} is already the primary` };
+        try {
+          const body: Lease = { ...l, metadata: { ...l.metadata, annotations: { ...(l.metadata.annotations ?? {}), [A.switchoverTo]: to ?? '*' } } };
+          setLease(await kube.updateLease(body, 2_000));
+          wake();
+          return { status: 202, message: `switchover from ${l.spec.holderIdentity} to ${to ?? 'the best replica'} requested` };
+        } catch (e) {
+          if (!(e instanceof KubeError && e.conflict)) return { status: 503, message: `could not record the switchover request: ${errMsg(e)}` };
+        }
       }
-      wake();
-      return { status: 202, message: `switchover from ${l.spec.holderIdentity} to ${to ?? 'the best replica'} requested` };
+      return { status: 409, message: 'the lease kept changing while recording the switchover; try again' };
     },
     async setPaused(paused) {
       for (let i = 0; i < 3; i++) {

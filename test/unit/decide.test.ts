@@ -91,6 +91,8 @@ const rows: Row[] = [
   { name: 'empty dir, no init lease: claim it', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: null, lease: null }), want: ['acquire_init'] },
   { name: 'empty dir, we hold the init lease: bootstrap', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: { holder: 'm1', initialized: false, unchangedForMs: 0 }, lease: null }), want: ['bootstrap'] },
   { name: 'empty dir, another bootstraps: wait', o: obs('m1', { pg: pgDown, dataDir: 'missing', init: { holder: 'm0', initialized: false, unchangedForMs: 0 }, lease: null }), want: [], reason: /waiting for m0/ },
+  { name: 'empty dir, the bootstrapping member\'s pod is gone for a minute: take the init lease over', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: { holder: 'm9', initialized: false, unchangedForMs: 60_000 }, lease: null }), want: ['acquire_init'] },
+  { name: 'empty dir, bootstrapping member gone but only just now: wait (pods may not be listed yet)', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: { holder: 'm9', initialized: false, unchangedForMs: 5_000 }, lease: null }), want: [] },
   { name: 'empty dir, initialized, healthy leader: clone', o: obs('m1', { pg: pgDown, dataDir: 'empty' }), want: ['clone'] },
   { name: 'empty dir, leader unhealthy: wait', o: obs('m1', { pg: pgDown, dataDir: 'empty', members: [primaryMember('m0', { healthy: false }), member('m2')] }), want: [] },
   { name: 'valid dir, was a standby: start as replica', o: obs('m1', { pg: pgDown, controlRole: 'standby' }), want: ['start'] },
