@@ -211,6 +211,31 @@ test('frozen primary (entrypoint and postgres stopped, like a paused container):
   }
 });
 
+test('a short API-server blip (every member cut off for 3 s) demotes nobody', async (t) => {
+  const c = await Cluster.start(kube);
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    const at = Date.now();
+    for (const m of c.members) m.proxy.cut('blackhole');
+    let unwritable = 0;
+    const probe = (async () => { while (Date.now() - at < 3_000) { if (!(await c.writable()).includes(p)) unwritable++; await sleep(100); } })();
+    await probe;
+    for (const m of c.members) m.proxy.restore();
+    await sleep(8_000); // past the lease: nobody may have taken over
+    await w.stop();
+    assert.equal(unwritable, 0, 'the primary stayed writable through the blip');
+    const l = await c.lease();
+    assert.equal(l.spec.holderIdentity, p);
+    assert.equal(l.metadata.annotations?.['pg-autopilot.io/failovers'] ?? '0', '0');
+    assert.equal(await c.waitForPrimary(10_000), p);
+    fig(t, 'API blip 3 s: writes unavailable', w.longestGapMs(at));
+  } finally {
+    await c.stop();
+  }
+});
+
 test('primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
   const c = await Cluster.start(kube);
   try {
