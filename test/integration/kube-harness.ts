@@ -37,10 +37,19 @@ export interface KubeProxy {
   restore(): void;
   close(): Promise<void>;
 }
+export interface KubeOptions {
+  /**
+   * Write a Metadata-level audit log (one JSON event per line, RequestReceived omitted) to
+   * `<dir>/audit.log`, e.g. to count a product's API requests. Off by default.
+   */
+  audit?: boolean;
+}
 export interface Kube {
   server: string;
   dir: string;
   caFile: string;
+  /** Path of the audit log when started with { audit: true }. */
+  auditLog?: string;
   /** Kubeconfig for the admin (system:masters) or the least-privilege member user. */
   kubeconfig(user?: 'admin' | 'member', server?: string): string;
   namespace(prefix: string): Promise<string>;
@@ -121,13 +130,27 @@ function writeKubeconfig(file: string, server: string, caFile: string, token: st
   chmodSync(file, 0o644);
 }
 
-export async function startKube(): Promise<Kube> {
+export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
   const dir = mkdtempSync(join(tmpdir(), 'pga-kube-'));
   chmodSync(dir, 0o755); // member processes run as the postgres user and read the kubeconfigs
   makePki(dir);
   chmodSync(join(dir, 'ca.crt'), 0o644);
   const caFile = join(dir, 'ca.crt');
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const auditLog = opts.audit ? join(dir, 'audit.log') : undefined;
+  const auditArgs: string[] = [];
+  if (auditLog) {
+    writeFileSync(join(dir, 'audit-policy.yaml'), [
+      'apiVersion: audit.k8s.io/v1',
+      'kind: Policy',
+      'omitStages: ["RequestReceived"]',
+      'rules:',
+      '- level: Metadata',
+      '',
+    ].join('\n'));
+    auditArgs.push(`--audit-policy-file=${join(dir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLog}`,
+      '--audit-log-format=json', '--audit-log-mode=blocking', '--audit-log-maxsize=0');
+  }
   const etcd = startProcess('etcd', binary('etcd'), [
     '--name', 'test', '--data-dir', join(dir, 'etcd'),
     '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
@@ -143,7 +166,7 @@ export async function startKube(): Promise<Kube> {
     `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
     '--service-account-issuer=https://kubernetes.default.svc', '--service-cluster-ip-range=10.96.0.0/24',
     '--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount',
-    '--enable-priority-and-fairness=false', '--v=0',
+    '--enable-priority-and-fairness=false', '--v=0', ...auditArgs,
   ], join(dir, 'apiserver.log'));
   const server = `https://127.0.0.1:${apiPort}`;
   const ca = readFileSync(caFile);
@@ -265,5 +288,5 @@ export async function startKube(): Promise<Kube> {
     return p;
   };
 
-  return { server, dir, caFile, kubeconfig, namespace, proxy, request, stop };
+  return { server, dir, caFile, ...(auditLog ? { auditLog } : {}), kubeconfig, namespace, proxy, request, stop };
 }
