@@ -34,6 +34,31 @@ async function healthy(c: Cluster, members: number): Promise<string> {
   return p;
 }
 
+/**
+ * The shape of every disruption scenario: a healthy cluster, a client writing every 20 ms through
+ * the primary label, the disruption at `at`, a new primary, writes flowing again. Prints the
+ * longest write gap as a figure.
+ */
+async function disrupt(c: Cluster, t: { diagnostic(m: string): void }, figure: string, disruption: (p: string) => Promise<void>, timeoutMs = 30_000) {
+  const p = await healthy(c, 3);
+  const w = await Writer.start(c, p);
+  await sleep(1_000);
+  const at = Date.now();
+  await disruption(p);
+  const np = await c.waitForPrimary(timeoutMs, p);
+  await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), timeoutMs, 20);
+  await sleep(1_000);
+  await w.stop();
+  fig(t, figure, w.longestGapMs(at));
+  return { p, np, w, at };
+}
+
+/** Acknowledged writes missing on the member now primary. */
+async function lostWrites(c: Cluster, primary: string, w: Writer) {
+  const ids = new Set((await c.sql(primary, 'select id from w')).map((x) => x.id));
+  return w.acked.filter((a) => !ids.has(a.id));
+}
+
 /** While `during` runs, sample which members are writable; more than one at once is split brain. */
 async function watchSplitBrain(c: Cluster, during: () => Promise<void>): Promise<string[][]> {
   const seen: string[][] = [];
@@ -105,23 +130,16 @@ test('SIGKILL of the primary\'s postgres: restarted in place, no failover', asyn
 test('planned switchover through the API, to a named member, then back with the CLI semantics (any)', async (t) => {
   const c = await Cluster.start(kube);
   try {
-    const p = await healthy(c, 3);
-    const target = c.members.find((m) => m.name !== p)!.name;
-    const w = await Writer.start(c, p);
-    await sleep(1_000);
-    const at = Date.now();
-    const r = await c.api(target, 'POST', '/switchover', { to: target });
-    assert.equal(r.status, 202, JSON.stringify(r.body));
-    const np = await c.waitForPrimary(20_000, p);
+    let target = '';
+    const { np, w } = await disrupt(c, t, 'switchover (API): writes unavailable', async (p) => {
+      target = c.members.find((m) => m.name !== p)!.name;
+      const r = await c.api(target, 'POST', '/switchover', { to: target });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+    }, 20_000);
     assert.equal(np, target);
-    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 20_000, 20);
-    await sleep(1_000);
-    await w.stop();
-    fig(t, 'switchover (API): writes unavailable', w.longestGapMs(at));
     // the old primary rejoins as a replica; nothing acknowledged is missing
     await c.waitForReplicas(np, 2, 60_000);
-    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
-    const lost = w.acked.filter((a) => !ids.has(a.id));
+    const lost = await lostWrites(c, np, w);
     assert.equal(lost.length, 0, `lost ${lost.length} acknowledged writes`);
     // unknown member → 400
     assert.equal((await c.api(np, 'POST', '/switchover', { to: 'nobody' })).status, 400);
@@ -133,23 +151,16 @@ test('planned switchover through the API, to a named member, then back with the 
 test('SIGTERM on the primary (pod delete, rolling update): hands over, then rejoins when restarted', async (t) => {
   const c = await Cluster.start(kube);
   try {
-    const p = await healthy(c, 3);
-    const w = await Writer.start(c, p);
-    await sleep(1_000);
-    const at = Date.now();
-    await c.signal(p, 'SIGTERM');
-    fig(t, 'SIGTERM on primary: entrypoint exit', Date.now() - at);
-    const np = await c.waitForPrimary(20_000, p);
-    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 20_000, 20);
-    await sleep(1_000);
-    await w.stop();
-    fig(t, 'SIGTERM switchover: writes unavailable', w.longestGapMs(at));
+    const { p, np, w } = await disrupt(c, t, 'SIGTERM switchover: writes unavailable', async (p) => {
+      const at = Date.now();
+      await c.signal(p, 'SIGTERM');
+      fig(t, 'SIGTERM on primary: entrypoint exit', Date.now() - at);
+    }, 20_000);
     assert.notEqual(np, p);
     assert.equal((await c.lease()).metadata.annotations?.['pg-autopilot.io/failovers'] ?? '0', '0', 'a hand-off is not a failover');
     c.startMember(p);
     await c.waitForReplicas(np, 2, 60_000);
-    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
-    assert.equal(w.acked.filter((a) => !ids.has(a.id)).length, 0);
+    assert.equal((await lostWrites(c, np, w)).length, 0);
   } finally {
     await c.stop();
   }
