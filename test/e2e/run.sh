@@ -95,7 +95,14 @@ health() {
   HEALTH_S=$(( $(date +%s) - t0 ))
   # A write through rw, read back through ro (the replicas stream it within seconds).
   local token; token="h-$(date +%s%N)"
-  local out; out=$(sql rw "CREATE TABLE IF NOT EXISTS e2e_health (token text PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO e2e_health (token) VALUES ('$token') RETURNING pg_is_in_recovery()") || fail "write through rw: $out"
+  # Retried for up to 30 s: kube-proxy programs a Service's new endpoints a moment after they
+  # are ready in the API (seconds on a loaded machine).
+  local out="" wrote=""
+  for _ in $(seq 60); do
+    if out=$(sql rw "CREATE TABLE IF NOT EXISTS e2e_health (token text PRIMARY KEY, at timestamptz DEFAULT now()); INSERT INTO e2e_health (token) VALUES ('$token') RETURNING pg_is_in_recovery()"); then wrote=1; break; fi
+    sleep 0.5
+  done
+  [ -n "$wrote" ] || fail "write through rw: $out"
   [ "$(echo "$out" | tail -1)" = f ] || fail "the rw Service reached a server in recovery: $out"
   local seen=""
   for _ in $(seq 30); do
