@@ -14,7 +14,8 @@
 // Patroni: the address in its leader Endpoints object, as a selector-less Service routes), exactly
 // like test/integration's Writer.
 //
-// Environment: BENCH_SUBJECTS (comma list of ours,patroni-default,patroni-tuned; default all),
+// Environment: BENCH_SUBJECTS (comma list of ours,patroni-default,patroni-tuned, default those
+// three; also patroni-default-cm,patroni-tuned-cm: use_endpoints false, idle count only),
 // BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +32,8 @@ const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(
 /** What a scenario needs from a product, whichever it is. */
 interface Subject {
   id: string;
+  /** Only the idle count is measured (routing by label needs readiness probes this harness lacks). */
+  idleOnly?: boolean;
   title: string;
   ns: string;
   members: string[];
@@ -188,10 +191,10 @@ async function ours(kube: Kube): Promise<Subject> {
   };
 }
 
-async function patroni(kube: Kube, id: string, title: string, timings: PatroniTimings): Promise<Subject> {
-  const c = await PatroniCluster.start(kube, timings);
+async function patroni(kube: Kube, id: string, title: string, timings: PatroniTimings, useEndpoints: boolean): Promise<Subject> {
+  const c = await PatroniCluster.start(kube, timings, { useEndpoints });
   return {
-    id, title, ns: c.ns, members: c.members.map((m) => m.name),
+    id, title, idleOnly: !useEndpoints, ns: c.ns, members: c.members.map((m) => m.name),
     routed: () => c.routed(),
     labelled: () => c.labelledPrimaries(),
     client: (n, ms) => c.client(n, ms),
@@ -267,6 +270,7 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   const ownNote = own0 !== undefined && own1 !== undefined ? `; its own counters: ${Math.round(((own1 - own0) * 60_000 / (to - from)) * 10) / 10}/min` : '';
   out.idle = { value: perMin, unit: 'req/min', note: `${events.length} in ${Math.round((to - from) / 1000)} s${outside ? ` (${outside} outside its namespace)` : ''}${ownNote}: ${breakdown(events)}` };
   log(`${s.title}: idle ${perMin} req/min — ${out.idle.note}`);
+  if (s.idleOnly) return;
 
   // switchover
   try {
@@ -361,6 +365,8 @@ async function main() {
     ours: 'pg-autopilot',
     'patroni-default': `Patroni default (ttl ${DEFAULT.ttl}, loop_wait ${DEFAULT.loop_wait}, retry_timeout ${DEFAULT.retry_timeout})`,
     'patroni-tuned': `Patroni tuned (ttl ${TUNED.ttl}, loop_wait ${TUNED.loop_wait}, retry_timeout ${TUNED.retry_timeout})`,
+    'patroni-default-cm': `Patroni default, ConfigMaps (use_endpoints: false; idle only)`,
+    'patroni-tuned-cm': `Patroni tuned, ConfigMaps (use_endpoints: false; idle only)`,
   };
   const results: Results = {};
   const problems: string[] = [];
@@ -382,7 +388,7 @@ async function main() {
       results[id] = {};
       let s: Subject | null = null;
       try {
-        s = id === 'ours' ? await ours(kube) : await patroni(kube, id, titles[id]!, id === 'patroni-tuned' ? TUNED : DEFAULT);
+        s = id === 'ours' ? await ours(kube) : await patroni(kube, id, titles[id]!, id.startsWith('patroni-tuned') ? TUNED : DEFAULT, !id.endsWith('-cm'));
         current = s;
         await runSubject(kube, s, idleSeconds, results[id]!);
       } catch (e) {
@@ -412,7 +418,7 @@ async function main() {
   const md = [
     `# pg-autopilot vs Patroni — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `Same machine (${cpu}), same kube-apiserver + etcd, one cluster at a time, 3 members each, PostgreSQL 15, a writer every 20 ms. Patroni ${pv} (Kubernetes DCS, use_endpoints: true). Whole run: ${Math.round((Date.now() - started) / 1000)} s.`,
+    `Same machine (${cpu}), same kube-apiserver + etcd, one cluster at a time, 3 members each, PostgreSQL 15, a writer every 20 ms. Patroni ${pv} (Kubernetes DCS; use_endpoints: true unless a column says ConfigMaps). Whole run: ${Math.round((Date.now() - started) / 1000)} s.`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,

@@ -48,6 +48,11 @@ export const PATRONI_RULES = [
 ];
 
 export interface PatroniTimings { ttl: number; loop_wait: number; retry_timeout: number }
+export interface PatroniOptions {
+  members?: number;
+  /** true (default): the leader lock is an Endpoints object; false: ConfigMaps (`<scope>-leader`). */
+  useEndpoints?: boolean;
+}
 
 export interface PatroniMember {
   name: string;
@@ -63,7 +68,7 @@ export interface PatroniMember {
 export class PatroniCluster {
   readonly members: PatroniMember[] = [];
   readonly scope = 'pgb';
-  private constructor(readonly kube: Kube, readonly ns: string, readonly dir: string, readonly timings: PatroniTimings) {}
+  private constructor(readonly kube: Kube, readonly ns: string, readonly dir: string, readonly timings: PatroniTimings, readonly useEndpoints: boolean) {}
 
   static available(): string | null {
     if (!existsSync(PATRONI_BIN)) return `${PATRONI_BIN} missing (apt-get install patroni python3-kubernetes)`;
@@ -71,7 +76,8 @@ export class PatroniCluster {
     return null;
   }
 
-  static async start(kube: Kube, timings: PatroniTimings, members = 3): Promise<PatroniCluster> {
+  static async start(kube: Kube, timings: PatroniTimings, opts: PatroniOptions = {}): Promise<PatroniCluster> {
+    const members = opts.members ?? 3;
     const ns = await kube.namespace('pat');
     const must = async (p: Promise<{ status: number; body: any }>, what: string) => {
       const r = await p;
@@ -87,7 +93,7 @@ export class PatroniCluster {
     }), 'create patroni rolebinding');
     const dir = mkdtempSync(join(tmpdir(), 'pga-patroni-'));
     chmodSync(dir, 0o755);
-    const c = new PatroniCluster(kube, ns, dir, timings);
+    const c = new PatroniCluster(kube, ns, dir, timings, opts.useEndpoints ?? true);
     for (let i = 0; i < members; i++) await c.addMember(`m${i}`);
     for (const m of c.members) c.startMember(m.name);
     return c;
@@ -117,7 +123,7 @@ export class PatroniCluster {
         labels: { app: 'pga-bench' },
         scope_label: 'cluster-name',
         role_label: 'role',
-        use_endpoints: true,
+        use_endpoints: this.useEndpoints,
         pod_ip: podIp(),
         ports: [{ name: 'postgresql', port: m.pgPort }],
         context: 'test', // the harness kubeconfig's context (Patroni's default is "kind-kind")
@@ -221,8 +227,14 @@ export class PatroniCluster {
     return { status: r.status, body: json };
   }
 
-  /** The member the leader Endpoints object (`<scope>`) points at — where a selector-less Service routes. */
+  /**
+   * Where the read-write Service routes. use_endpoints: the member the leader Endpoints object
+   * (`<scope>`) points at, as a selector-less Service routes. ConfigMaps: the one pod labelled
+   * role=master (a Service selecting role=master; without a kubelet no readiness probe ever takes
+   * a stale pod out, so two labelled pods route nowhere here).
+   */
   async routed(): Promise<string | null> {
+    if (!this.useEndpoints) { const l = await this.labelledPrimaries(); return l.length === 1 ? l[0]! : null; }
     const r = await this.kube.request('GET', `/api/v1/namespaces/${this.ns}/endpoints/${this.scope}`);
     if (r.status !== 200) return null;
     const subset = r.body.subsets?.[0];
@@ -237,9 +249,9 @@ export class PatroniCluster {
     return (r.body.items as any[]).filter((p) => p.metadata.labels?.role === 'master').map((p) => p.metadata.name).sort();
   }
 
-  /** Lease holder as Patroni records it: the `leader` annotation of the `<scope>` Endpoints. */
+  /** Lock holder as Patroni records it: the `leader` annotation of the leader object. */
   async leader(): Promise<string | null> {
-    const r = await this.kube.request('GET', `/api/v1/namespaces/${this.ns}/endpoints/${this.scope}`);
+    const r = await this.kube.request('GET', this.useEndpoints ? `/api/v1/namespaces/${this.ns}/endpoints/${this.scope}` : `/api/v1/namespaces/${this.ns}/configmaps/${this.scope}-leader`);
     return r.status === 200 ? r.body.metadata?.annotations?.leader ?? null : null;
   }
 
