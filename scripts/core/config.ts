@@ -41,6 +41,8 @@ export interface Config {
   syncMode: SyncMode;
   syncCount: number;
   nofailover: boolean;
+  /** PGA_FAILSAFE: while the API is unreachable, a primary that every member confirms stays primary */
+  failsafe: boolean;
   logFormat: LogFormat;
   logLevel: LogLevel;
   superuser: string;
@@ -214,6 +216,7 @@ function envSpecs() {
     PGA_SYNC_MODE: oneOf<SyncMode>(['off', 'on'])({ default: 'off' }),
     PGA_SYNC_COUNT: posInt({ default: 1 }),
     PGA_NOFAILOVER: boolean({ default: false }),
+    PGA_FAILSAFE: boolean({ default: false }),
     PGA_LOG_FORMAT: oneOf<LogFormat>(LOG_FORMATS)({ default: 'json' }),
     PGA_LOG_LEVEL: oneOf<LogLevel>(LOG_LEVELS)({ default: 'info' }),
     PGA_SUPERUSER: roleName({ default: 'postgres' }),
@@ -707,6 +710,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     syncMode: e.PGA_SYNC_MODE,
     syncCount: e.PGA_SYNC_COUNT,
     nofailover: e.PGA_NOFAILOVER,
+    failsafe: e.PGA_FAILSAFE,
     logFormat: e.PGA_LOG_FORMAT,
     logLevel: e.PGA_LOG_LEVEL,
     superuser: e.PGA_SUPERUSER,

@@ -106,8 +106,12 @@ function primaryTick(o: Observation): Decision {
   const paused = !!lease?.paused;
 
   if (lease === undefined) {
+    // renewedAgoMs counts failsafe confirmations too: every member promised not to take over.
     if (o.renewedAgoMs === null || o.renewedAgoMs >= s.renewDeadlineMs) {
-      return act(`cannot read the lease and last renewed ${o.renewedAgoMs ?? 'never'} ms ago (deadline ${s.renewDeadlineMs} ms): demoting`, { type: 'demote', why: 'lease unreachable' });
+      return act(`cannot read the lease and last renewed ${o.renewedAgoMs ?? 'never'} ms ago (deadline ${s.renewDeadlineMs} ms)${s.failsafe ? ', and not every member confirmed us' : ''}: demoting`, { type: 'demote', why: 'lease unreachable' });
+    }
+    if (s.failsafe) {
+      return act(`cannot read the lease; renewed or confirmed ${o.renewedAgoMs} ms ago: asking every member to confirm us (failsafe)`, { type: 'failsafe' });
     }
     return act(`cannot read the lease; renewed ${o.renewedAgoMs} ms ago, retrying before the ${s.renewDeadlineMs} ms deadline`, { type: 'renew_lease' });
   }
@@ -220,6 +224,10 @@ function replicaTick(o: Observation): Decision {
     return act(`lease held by ${lease.holder}, who is not among the members we know: waiting`);
   }
   if (lease === null && o.init && !o.init.initialized) return act('cluster not initialized yet: waiting');
+  // The primary cannot reach the API but reached us, and we promised not to take over for a lease.
+  if (o.failsafeAckAgoMs !== null && o.failsafeAckAgoMs < s.leaseMs) {
+    return act(`lease looks expired, but ${lease?.holder ?? 'the primary'} confirmed itself with us ${o.failsafeAckAgoMs} ms ago (failsafe): not taking over`);
+  }
   // The lease is expired (or missing): judge, with fresh views of the others.
   const stale = o.members.some((m) => !m.fresh);
   if (stale) return act('lease expired: asking the members for their state', { type: 'probe_members' });

@@ -82,6 +82,7 @@ export interface Settings {
   syncMode: 'off' | 'on';
   syncCount: number;
   nofailover: boolean;
+  failsafe: boolean;
 }
 
 export interface Observation {
@@ -107,6 +108,8 @@ export interface Observation {
   terminating: boolean;
   /** our own pod carries the reinit annotation */
   reinitRequested: boolean;
+  /** ms since we promised the primary (failsafe) not to take the lease; null = no promise */
+  failsafeAckAgoMs: number | null;
   /** our pod's StatefulSet revision; during a rolling update a hand-off prefers members already updated */
   revision: string | null;
 }
@@ -130,6 +133,7 @@ export type Action =
   | { type: 'set_sync'; names: string[]; count: number }
   | { type: 'manage_slots' }
   | { type: 'probe_members' }
+  | { type: 'failsafe' }
   | { type: 'stop' };
 
 export interface Decision {

@@ -76,6 +76,8 @@ export interface Autopilot {
   setPaused(paused: boolean): Promise<{ status: number; message: string }>;
   /** resolves with the decision of the next completed tick (tests, CLI) */
   nextTick(): Promise<Decision>;
+  /** failsafe: a primary that cannot reach the API asks us not to take over; true = promised */
+  failsafeAck(leader: string, release?: boolean): { status: number; message: string };
 }
 
 export interface AutopilotOptions {
@@ -114,11 +116,22 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   let leaseKey = '';
   let leaseChangedAt = now();
   let leaseInformerOk = false;
+  /** the last direct read failed: decide() sees the lease as unknown; `lease` keeps what we last knew */
+  let leaseUnreadable = false;
   let init: Lease | null | undefined = undefined;
   let initKey = '';
   let initChangedAt = now();
   let pods = new Map<string, Pod>();
   let lastRenewOkSentAt: number | null = null;
+  /** failsafe: send time of the last round in which every member confirmed us */
+  let lastFailsafeOkSentAt: number | null = null;
+  /** failsafe: when we promised a primary not to take over */
+  let failsafeAckedAt: number | null = null;
+  /** a take-over write is in flight: no failsafe promise may be given meanwhile */
+  let takingLease = false;
+  /** Our hold on the primary role dates from the later of a successful renew and a failsafe round. */
+  const confirmedAt = (): number | null =>
+    lastRenewOkSentAt === null ? lastFailsafeOkSentAt : lastFailsafeOkSentAt === null ? lastRenewOkSentAt : Math.max(lastRenewOkSentAt, lastFailsafeOkSentAt);
   let primaryWithoutLeaseSince: number | null = null;
   let notStreamingSince: number | null = null;
   let rewindFailures = 0;
@@ -144,6 +157,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   const stops: (() => void)[] = [];
 
   const setLease = (l: Lease | null) => {
+    leaseUnreadable = false;
     const key = l ? `${l.spec.holderIdentity ?? ''}|${l.spec.renewTime ?? ''}|${l.metadata.resourceVersion ?? ''}` : 'none';
     if (key !== leaseKey) { leaseKey = key; leaseChangedAt = now(); }
     lease = l;
@@ -156,7 +170,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
 
   // ---- observation ----
   function leaseView(): LeaseView | null | undefined {
-    if (lease === undefined) return undefined;
+    if (lease === undefined || leaseUnreadable) return undefined;
     if (lease === null) return null;
     const an = lease.metadata.annotations ?? {};
     return {
@@ -247,7 +261,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     else primaryWithoutLeaseSince = null;
     // Without a working watch, read the lease directly (bounded) so decisions never rest on a stale view.
     if (!leaseInformerOk) {
-      try { setLease(await kube.getLease(leaseName, 1_000)); } catch { lease = undefined; }
+      try { setLease(await kube.getLease(leaseName, 1_000)); leaseUnreadable = false; } catch { leaseUnreadable = true; }
     }
     // The init lease matters only until the cluster is initialized: read it while it is not.
     if (!running && dataDir !== 'valid' && init?.metadata.annotations?.[A.initialized] !== 'true') {
@@ -256,14 +270,15 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     return {
       nowMs: now(),
       self: cfg.podName,
-      settings: { leaseMs: cfg.leaseMs, renewMs: cfg.renewMs, renewDeadlineMs: cfg.renewDeadlineMs, maxLagBytes: cfg.maxLagBytes, syncMode: cfg.syncMode, syncCount: cfg.syncCount, nofailover: cfg.nofailover },
+      settings: { leaseMs: cfg.leaseMs, renewMs: cfg.renewMs, renewDeadlineMs: cfg.renewDeadlineMs, maxLagBytes: cfg.maxLagBytes, syncMode: cfg.syncMode, syncCount: cfg.syncCount, nofailover: cfg.nofailover, failsafe: cfg.failsafe },
       dataDir,
       controlRole,
       pg: { ...pgView(st), running },
       lease: leaseView(),
       init: initView(),
       members: membersFromPods(),
-      renewedAgoMs: lastRenewOkSentAt === null ? null : now() - lastRenewOkSentAt,
+      renewedAgoMs: confirmedAt() === null ? null : now() - confirmedAt()!,
+      failsafeAckAgoMs: failsafeAckedAt === null ? null : now() - failsafeAckedAt,
       primaryWithoutLeaseMs: primaryWithoutLeaseSince === null ? 0 : now() - primaryWithoutLeaseSince,
       rewindFailures,
       terminating,
@@ -301,22 +316,66 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
 
   function armWatchdog() {
     if (watchdog) clearTimeout(watchdog);
-    if (lastRenewOkSentAt === null) return;
-    const due = lastRenewOkSentAt + cfg.renewDeadlineMs - now();
+    const since = confirmedAt();
+    if (since === null) return;
+    const due = since + cfg.renewDeadlineMs - now();
     watchdog = setTimeout(() => {
       watchdog = null;
       if (lastPg?.inRecovery === false && pg.isRunning() && !(lease?.metadata.annotations?.[A.paused] === 'true')) {
-        const ago = lastRenewOkSentAt === null ? 'never' : `${now() - lastRenewOkSentAt} ms ago`;
-        if (lastRenewOkSentAt !== null && now() - lastRenewOkSentAt < cfg.renewDeadlineMs) return armWatchdog();
+        const c = confirmedAt();
+        const ago = c === null ? 'never' : `${now() - c} ms ago`;
+        if (c !== null && now() - c < cfg.renewDeadlineMs) return armWatchdog();
         log.warn('watchdog: renew deadline passed, stopping postgres now', { lastRenew: ago });
         void demote(`renew deadline passed (last success ${ago})`);
       }
     }, Math.max(0, due));
   }
 
+  /** Every member we know must confirm us; one silent or refusing member and we demote at the deadline. */
+  /** Every member we know must confirm us; one silent or refusing member and we demote at the deadline. */
+  async function failsafeRound(): Promise<void> {
+    const sent = now();
+    const others = membersFromPods();
+    const answers = await Promise.all(others.map((m) => sendFailsafe(m.apiUrl)));
+    const ok = answers.filter(Boolean).length;
+    if (ok === others.length) {
+      lastFailsafeOkSentAt = sent;
+      armWatchdog();
+      log.warn('failsafe: the API is unreachable, every member confirmed us; staying primary', { members: others.map((m) => m.name) });
+    } else {
+      log.warn('failsafe: not every member confirmed us', { confirmed: ok, members: others.length });
+    }
+    startFailsafeTimer();
+  }
+
+  /** While the API stays unreachable, confirm ourselves every loop on a timer of its own, whatever the tick is waiting on. */
+  let failsafeTimer: NodeJS.Timeout | null = null;
+  function startFailsafeTimer() {
+    if (failsafeTimer || !cfg.failsafe) return;
+    failsafeTimer = setInterval(() => {
+      const stillPrimary = lastPg?.inRecovery === false && pg.isRunning() && lease?.spec.holderIdentity === cfg.podName;
+      const renewing = lastRenewOkSentAt !== null && now() - lastRenewOkSentAt < cfg.renewMs;
+      if (!stillPrimary || renewing || terminated) { if (failsafeTimer) clearInterval(failsafeTimer); failsafeTimer = null; return; }
+      void failsafeRound();
+    }, cfg.loopMs);
+  }
+
+  async function sendFailsafe(peerApiUrl: string, release = false): Promise<boolean> {
+    try {
+      const r = await fetch(`${peerApiUrl}/failsafe`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${cfg.secrets.apiToken}` },
+        body: JSON.stringify({ leader: cfg.podName, release }), signal: AbortSignal.timeout(700),
+      });
+      return r.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
   async function writeLease(body: Lease, create: boolean): Promise<boolean> {
     const sent = now();
-    const timeout = Math.max(200, Math.min(1_500, lastRenewOkSentAt === null ? 1_500 : lastRenewOkSentAt + cfg.renewDeadlineMs - sent));
+    const c = confirmedAt();
+    const timeout = Math.max(200, Math.min(1_500, c === null ? 1_500 : c + cfg.renewDeadlineMs - sent));
     try {
       const got = create ? await kube.createLease(body, timeout) : await kube.updateLease(body, timeout);
       setLease(got);
@@ -350,6 +409,12 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     try { await pg.stop('immediate'); } catch (e) { log.error('stop failed', { error: errMsg(e) }); }
     following = null;
     currentSyncNames = [];
+    // Members that promised us (failsafe) may take over now rather than a lease later.
+    if (cfg.failsafe) {
+      lastFailsafeOkSentAt = null;
+      if (failsafeTimer) { clearInterval(failsafeTimer); failsafeTimer = null; }
+      void Promise.all(membersFromPods().map((m) => sendFailsafe(m.apiUrl, true)));
+    }
     void publish(true);
     void kube.event('Pod', cfg.podName, 'Demoted', `${cfg.podName} stopped being primary: ${why}`, 'Warning');
   }
@@ -392,6 +457,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       return;
     }
     lastRenewOkSentAt = null;
+    lastFailsafeOkSentAt = null;
     if (watchdog) clearTimeout(watchdog);
     log.info('hand-off: lease given', { to, ms: now() - t0 });
     void kube.event('Lease', leaseName, 'Switchover', `${cfg.podName} handed the primary role to ${to} in ${now() - t0} ms`);
@@ -461,13 +527,20 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       case 'take_lease': {
         const base = lease ?? null;
+        // A promise given to the primary (failsafe) after this tick observed wins over the take-over.
+        if (a.failover && failsafeAckedAt !== null && now() - failsafeAckedAt < cfg.leaseMs) {
+          log.info('not taking the lease: we just confirmed the primary (failsafe)');
+          return;
+        }
+        takingLease = true;
         const ann: Record<string, string | null> = { [A.switchoverTo]: null };
         if (a.failover) {
           ann[A.failovers] = String((Number(base?.metadata.annotations?.[A.failovers] ?? 0) || 0) + 1);
           ann[A.syncStandbys] = cfg.syncMode === 'on' ? '' : null;
           ann[A.syncCount] = null;
         }
-        const ok = await writeLease(leaseBody(base, { holder: cfg.podName, transition: true, annotations: ann }), base === null);
+        let ok = false;
+        try { ok = await writeLease(leaseBody(base, { holder: cfg.podName, transition: true, annotations: ann }), base === null); } finally { takingLease = false; }
         if (ok) {
           log.info(a.failover ? 'took the lease (failover)' : 'took the lease', { previous: base?.spec.holderIdentity ?? null });
           if (a.failover) void kube.event('Lease', leaseName, 'Failover', `${cfg.podName} took the lease from ${base?.spec.holderIdentity ?? 'nobody'}`, 'Warning');
@@ -480,7 +553,11 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         if (lease && lease.spec.holderIdentity === cfg.podName && o.pg.timeline !== null && lease.metadata.annotations?.[A.timeline] !== String(o.pg.timeline) && o.pg.inRecovery === false) ann[A.timeline] = String(o.pg.timeline);
         if (!lease) throw new Error('no lease to renew');
         // Throws on failure: actions after a renew (start as primary, promote) must not run.
-        if (!(await writeLease(leaseBody(lease, { holder: cfg.podName, transition: false, annotations: ann }), false))) throw new Error('lease renew failed');
+        if (!(await writeLease(leaseBody(lease, { holder: cfg.podName, transition: false, annotations: ann }), false))) {
+          // A writable primary in failsafe mode asks the members at once: the deadline is near.
+          if (cfg.failsafe && o.pg.inRecovery === false && lease?.spec.holderIdentity === cfg.podName) await failsafeRound();
+          throw new Error('lease renew failed');
+        }
         return;
       }
       case 'clear_switchover':
@@ -525,6 +602,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       }
       case 'probe_members':
+        return;
+      case 'failsafe':
+        await failsafeRound();
         return;
       case 'stop':
         if (pg.isRunning()) await pg.stop('fast');
@@ -763,5 +843,19 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       return { status: 409, message: 'the lease kept changing; try again' };
     },
     nextTick: () => new Promise<Decision>((r) => waiters.push(r)),
+    failsafeAck(leader, release = false) {
+      const holder = lease?.spec.holderIdentity ?? null;
+      if (release) {
+        if (holder === leader || holder === null) failsafeAckedAt = null;
+        wake();
+        return { status: 200, message: `${cfg.podName} released its promise to ${leader}` };
+      }
+      if (leader === cfg.podName) return { status: 409, message: 'that is us' };
+      if (takingLease) return { status: 409, message: `${cfg.podName} is taking the lease over right now` };
+      if (lastPg?.inRecovery === false) return { status: 409, message: `${cfg.podName} is writable itself` };
+      if (holder !== null && holder !== leader) return { status: 409, message: `the lease we see is held by ${holder}, not ${leader}` };
+      failsafeAckedAt = now();
+      return { status: 200, message: `${cfg.podName} will not take the lease from ${leader} for ${cfg.leaseMs} ms` };
+    },
   };
 }

@@ -53,11 +53,18 @@ export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string;
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
       }
-      if (req.method === 'POST' && ['/switchover', '/pause', '/resume'].includes(path)) {
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe'].includes(path)) {
         const auth = authorize(req.headers.authorization, opts.token);
         if (auth !== 200) {
           req.resume();
           return send(res, auth, { error: auth === 401 ? 'missing "Authorization: Bearer <token>" (the api-token secret)' : 'wrong token' });
+        }
+        if (path === '/failsafe') {
+          let body: { leader?: unknown; release?: unknown } = {};
+          try { body = JSON.parse(await readBody(req)) as typeof body; } catch { /* below */ }
+          if (typeof body.leader !== 'string' || !body.leader) return send(res, 400, { error: 'body must be {"leader": "MEMBER", "release"?: true}' });
+          const r = ap.failsafeAck(body.leader, body.release === true);
+          return send(res, r.status, { message: r.message });
         }
         if (path === '/pause' || path === '/resume') {
           const r = await ap.setPaused(path === '/pause');

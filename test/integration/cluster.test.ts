@@ -247,6 +247,48 @@ test('a short API-server blip (every member cut off for 3 s) demotes nobody', as
   }
 });
 
+test('failsafe mode: an API outage longer than the lease keeps the primary while every member confirms it', async (t) => {
+  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'true' } });
+  try {
+    const p = await healthy(c, 3);
+    const w = await Writer.start(c, p);
+    await sleep(1_000);
+    // 1. the whole API is gone for 12 s (twice the lease)
+    let at = Date.now();
+    for (const m of c.members) m.proxy.cut('blackhole');
+    let unwritable = 0;
+    while (Date.now() - at < 12_000) { if (!(await c.writable()).includes(p)) unwritable++; await sleep(200); }
+    for (const m of c.members) m.proxy.restore();
+    assert.equal(unwritable, 0, 'the primary stayed writable through a 12 s API outage');
+    fig(t, 'failsafe, 12 s API outage: writes unavailable', w.longestGapMs(at));
+    await sleep(3_000);
+    assert.equal((await c.lease()).spec.holderIdentity, p);
+    // 2. only the primary loses the API for 12 s: the replicas still reach it and confirm it
+    at = Date.now();
+    c.member(p).proxy.cut('blackhole');
+    unwritable = 0;
+    while (Date.now() - at < 12_000) { if (!(await c.writable()).includes(p)) unwritable++; await sleep(200); }
+    c.member(p).proxy.restore();
+    assert.equal(unwritable, 0, 'the primary stayed writable while only it was cut off');
+    assert.deepEqual(await c.writable(), [p]);
+    await sleep(3_000);
+    const l = await c.lease();
+    assert.equal(l.spec.holderIdentity, p);
+    assert.equal(l.metadata.annotations?.['pg-autopilot.io/failovers'] ?? '0', '0');
+    await w.stop();
+    fig(t, 'failsafe, primary alone cut off 12 s: writes unavailable', w.longestGapMs(at));
+    // 3. a member that cannot answer breaks the failsafe: the primary demotes as usual
+    c.freeze(c.members.find((m) => m.name !== p)!.name);
+    c.member(p).proxy.cut('blackhole');
+    const cutAt = Date.now();
+    await c.waitFor('primary read-only without every confirmation', async () => !(await c.writable()).includes(p), 20_000, 100);
+    fig(t, 'failsafe, one member silent: primary read-only after', Date.now() - cutAt);
+    c.member(p).proxy.restore();
+  } finally {
+    await c.stop();
+  }
+});
+
 test('primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
   const c = await Cluster.start(kube);
   try {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { decide, candidacy, handoffTarget, REWIND_AFTER_MS } from '../../scripts/core/decide.js';
 import type { Observation, MemberView, LeaseView, PgView } from '../../scripts/core/types.js';
 
-const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBytes: 16 * 1024 * 1024, syncMode: 'off' as const, syncCount: 1, nofailover: false };
+const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBytes: 16 * 1024 * 1024, syncMode: 'off' as const, syncCount: 1, nofailover: false, failsafe: false };
 
 function member(name: string, over: Partial<MemberView> = {}): MemberView {
   return {
@@ -32,7 +32,7 @@ function obs(self: string, over: Partial<Observation> = {}): Observation {
     pg: isPrimary ? pgPrimary : pgReplica,
     lease: lease(), init: { holder: 'm0', initialized: true, unchangedForMs: 0 },
     members: all.filter((m) => m.name !== self),
-    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null,
+    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null, failsafeAckAgoMs: null,
     ...over,
   };
 }
@@ -80,6 +80,10 @@ const rows: Row[] = [
   { name: 'lagging too far behind: no', o: obs('m1', { lease: lease({ unchangedForMs: 7000 }), members: [primaryMember('m0', { healthy: false }), member('m2', { lsn: 100_000_000n, nofailover: true })] }), want: [], reason: /behind/ },
   { name: 'lease valid (5.9 s unchanged): wait', o: obs('m1', { lease: lease({ unchangedForMs: 5900 }) }), want: [] },
   { name: 'API unreachable for a replica: stay', o: obs('m1', { lease: undefined }), want: [], reason: /cannot read/ },
+  { name: 'FAILSAFE: API unreachable, failsafe on: ask the members (the next tick reads the lease again)', o: obs('m0', { lease: undefined, renewedAgoMs: 3000, settings: { ...settings, failsafe: true } }), want: ['failsafe'] },
+  { name: 'FAILSAFE: not confirmed by every member past the deadline: demote', o: obs('m0', { lease: undefined, renewedAgoMs: 4600, settings: { ...settings, failsafe: true } }), want: ['demote'], reason: /not every member confirmed/ },
+  { name: 'FAILSAFE: replica that promised the primary does not take an expired lease', o: obs('m1', { lease: lease({ unchangedForMs: 9000 }), failsafeAckAgoMs: 1000 }), want: [], reason: /failsafe/ },
+  { name: 'FAILSAFE: an old promise (older than a lease) does not hold a replica back', o: obs('m1', { lease: lease({ unchangedForMs: 9000 }), failsafeAckAgoMs: 7000 }), want: ['take_lease'] },
   { name: 'paused: no failover', o: obs('m1', { lease: lease({ unchangedForMs: 60_000, paused: true }) }), want: [], reason: /paused/ },
   { name: 'sync: not in the recorded set: no', o: obs('m2', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1'] }), members: [primaryMember('m0'), member('m1', { healthy: false })] }), want: [], reason: /not in the synchronous set/ },
   { name: 'sync: in the set but the other set member unseen: no (could hold the last commit)', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1', 'm2'] }), members: [primaryMember('m0'), member('m2', { healthy: false })] }), want: [], reason: /need 2/ },

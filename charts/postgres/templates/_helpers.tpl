@@ -310,6 +310,8 @@ entrypoint appends them after its built-in rules). */}}
   value: {{ $a.renewDeadlineSeconds | toString | quote }}
 - name: PGA_MAX_LAG_BYTES
   value: {{ int64 $a.maxLagBytes | toString | quote }}
+- name: PGA_FAILSAFE
+  value: {{ $a.failsafe | toString | quote }}
 - name: PGA_SYNC_MODE
   value: {{ include "postgres.syncMode" . | quote }}
 - name: PGA_SYNC_COUNT
