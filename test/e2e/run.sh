@@ -30,11 +30,14 @@ log() { printf '[e2e %s] %s\n' "$(date -u +%T)" "$*" >&2; }
 FIGURES=$W/figures.tsv
 printf 'step\trecovery_s\tlongest_gap_ms\tunavailable_ms\tfailed_writes\tlost_acked\trows_equal\n' > "$FIGURES"
 FAILED=0
-fail() { log "FAIL: $*"; FAILED=$((FAILED + 1)); summary; exit 1; }
+fail() { log "FAIL: $*"; FAILED=$((FAILED + 1)); echo "$*" >> "$W/failures.txt"; summary; exit 1; }
+# A failed check after which the cluster is still healthy: recorded, the suite goes on, exit 1 at the end.
+check_failed() { log "FAIL (continuing): $*"; FAILED=$((FAILED + 1)); echo "$*" >> "$W/failures.txt"; }
 summary() {
   echo; echo "== e2e $MODE: figures (work dir $W)"
   column -t -s $'\t' "$FIGURES" 2>/dev/null || cat "$FIGURES"
   [ -f "$W/install.txt" ] && cat "$W/install.txt"
+  [ -f "$W/failures.txt" ] && { echo "failed checks:"; sed 's/^/  - /' "$W/failures.txt"; }
   echo "total: $(( $(date +%s) - T_START ))s, $( [ "$FAILED" = 0 ] && echo PASSED || echo "FAILED ($FAILED)")"
 }
 
@@ -199,16 +202,31 @@ wait_write_error() {
   fail "the writer saw no failed write within 15 s of the disruption"
 }
 upgrade() { "$HELM" upgrade "$REL" "$ROOT/charts/postgres" -n "$NS" --reuse-values "$@" >/dev/null; }
+lease_failovers() { k get lease "$(fullname)-leader" -o jsonpath='{.metadata.annotations.pg-autopilot\.io/failovers}' 2>/dev/null || true; }
+# The rolling restart must restart the primary last and hand its role over by switchover (the
+# Lease's failover count does not move). The worst case is made on purpose: the primary is first
+# moved (switchover through the autopilot CLI) to the highest ordinal, which a StatefulSet's
+# rolling update restarts first.
 upgrade_sync_and_parameter() {
-  local before; before=$(primary); echo "$before" > "$W/primary-before-upgrade"
-  log "  helm upgrade: replication.synchronous=on, postgresql.parameters.work_mem=8MB (primary before: $before)"
+  local top; top=$(fullname)-$(( $(pods_with | wc -l) - 1 ))
+  if [ "$(primary)" != "$top" ]; then
+    log "  switchover to $top first (the StatefulSet restarts the highest ordinal first)"
+    k exec "$(primary)" -c postgres -- autopilot switchover --to "$top" >/dev/null || fail "autopilot switchover --to $top"
+    for _ in $(seq 60); do [ "$(primary)" = "$top" ] && break; sleep 0.5; done
+    [ "$(primary)" = "$top" ] || fail "switchover to $top did not happen within 30 s (primary: $(primary))"
+    health 3
+  fi
+  local before f0; before=$(primary); f0=$(lease_failovers)
+  log "  helm upgrade: replication.synchronous=on, postgresql.parameters.work_mem=8MB (primary before: $before, failovers ${f0:-0})"
   upgrade --set replication.synchronous=on --set postgresql.parameters.work_mem=8MB
   k rollout status statefulset "$(fullname)" --timeout="${TIMEOUT}s" >/dev/null || fail "rolling update did not finish"
-  # Reported, not asserted: the order the members were restarted in (creation time of the new pods).
-  local order; order=$(k get pods -l "$(sel)" --sort-by=.metadata.creationTimestamp -o jsonpath='{range .items[*]}{.metadata.name} {end}')
-  local last; last=$(echo "$order" | awk '{print $NF}')
-  log "  restart order: $order(primary before: $before; restarted last: $([ "$last" = "$before" ] && echo yes || echo no))"
-  echo "helm upgrade restart order: $order(primary before: $before)" >> "$W/install.txt"
+  # The order the members were restarted in: creation time of the new pods.
+  local order last f1; order=$(k get pods -l "$(sel)" --sort-by=.metadata.creationTimestamp -o jsonpath='{range .items[*]}{.metadata.name} {end}')
+  last=$(echo "$order" | awk '{print $NF}'); f1=$(lease_failovers)
+  log "  restart order: $order(primary before: $before; failovers ${f0:-0} → ${f1:-0})"
+  echo "helm upgrade restart order: $order(primary before: $before; failovers ${f0:-0} → ${f1:-0})" >> "$W/install.txt"
+  [ "$last" = "$before" ] || check_failed "helm upgrade: the primary ($before) was not restarted last (order: $order)"
+  [ "${f1:-0}" = "${f0:-0}" ] || check_failed "helm upgrade: the primary's role moved by failover, not switchover (failovers ${f0:-0} → ${f1:-0})"
 }
 check_upgrade() {
   local p v
@@ -305,3 +323,4 @@ YAML
 fi
 stop_writer
 summary
+[ "$FAILED" = 0 ]
