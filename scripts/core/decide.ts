@@ -145,6 +145,12 @@ function primaryTick(o: Observation): Decision {
     return act(`switchover requested: handing the lease to ${target}`, { type: 'handoff', to: target });
   }
 
+  const update = paused ? null : rollingUpdate(o);
+  if (update && update.actions.length) {
+    const renew: Action[] = o.renewedAgoMs >= s.renewMs ? [{ type: 'renew_lease' }] : [];
+    return { actions: [...renew, ...update.actions], reason: update.reason };
+  }
+
   const actions: Action[] = [];
   const reasons: string[] = [];
   let syncAnnotation: string[] | undefined;
@@ -164,6 +170,8 @@ function primaryTick(o: Observation): Decision {
       reasons.push(`recording synchronous set [${want.join(', ')}]`);
     }
   }
+  // A rolling update that waits still lets the primary keep its synchronous set up to date.
+  if (update) reasons.push(update.reason);
   const others = labelledOthers(o);
   if (others.length) {
     actions.unshift({ type: 'unlabel', pods: others });
@@ -174,6 +182,33 @@ function primaryTick(o: Observation): Decision {
   }
   actions.push({ type: 'manage_slots' });
   return act(reasons.length ? reasons.join('; ') : `primary, lease held${paused ? ' (paused)' : ''}`, ...actions);
+}
+
+const ordinal = (name: string) => Number(name.match(/(\d+)$/)?.[1] ?? -1);
+
+/**
+ * The rolling update, driven by the primary (the StatefulSet uses OnDelete): one outdated replica
+ * at a time, highest ordinal first, each only when every member is healthy and streaming; then a
+ * switchover to an updated replica; the new primary then restarts the old one. The primary is
+ * restarted last, and by a switchover, never a failover.
+ */
+export function rollingUpdate(o: Observation): Decision | null {
+  const target = o.updateRevision;
+  if (!target) return null;
+  const outdated = (r: string | null) => r !== null && r !== target;
+  const streaming = new Set(o.pg.streamingReplicas);
+  const settled = o.members.every((m) => m.healthy && m.inRecovery === true && streaming.has(m.name) && m.revision !== null);
+  const staleReplicas = o.members.filter((m) => outdated(m.revision)).sort((a, b) => ordinal(b.name) - ordinal(a.name));
+  if (staleReplicas.length) {
+    if (!settled) return act(`rolling update to ${target}: waiting until every member is healthy and streaming`);
+    return act(`rolling update to ${target}: restarting replica ${staleReplicas[0]!.name}`, { type: 'delete_pod', pod: staleReplicas[0]!.name }, { type: 'manage_slots' });
+  }
+  if (!outdated(o.revision)) return null;
+  if (o.members.length === 0) return act(`rolling update to ${target}: no replica to hand over to, restarting ourselves`, { type: 'delete_pod', pod: o.self });
+  if (!settled) return act(`rolling update to ${target}: replicas updated, waiting until they are all healthy and streaming`);
+  const to = handoffTarget(o, null);
+  if (!to) return act(`rolling update to ${target}: no healthy replica to hand over to yet`);
+  return act(`rolling update to ${target}: every replica is updated, handing over to ${to} before our own restart`, { type: 'handoff', to });
 }
 
 /** The replica to hand the lease to: the named one, or the most advanced healthy streaming one. */

@@ -108,6 +108,8 @@ export interface Observation {
   terminating: boolean;
   /** our own pod carries the reinit annotation */
   reinitRequested: boolean;
+  /** The StatefulSet's update revision when it differs from some member's (an update waits for us: OnDelete). */
+  updateRevision: string | null;
   /** ms since we promised the primary (failsafe) not to take the lease; null = no promise */
   failsafeAckAgoMs: number | null;
   /** our pod's StatefulSet revision; during a rolling update a hand-off prefers members already updated */
@@ -134,6 +136,7 @@ export type Action =
   | { type: 'manage_slots' }
   | { type: 'probe_members' }
   | { type: 'failsafe' }
+  | { type: 'delete_pod'; pod: string }
   | { type: 'stop' };
 
 export interface Decision {

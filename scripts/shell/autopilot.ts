@@ -9,7 +9,7 @@ import { memberSlotName, type DynamicConf } from '../core/render.js';
 import { parseLsn, formatLsn } from '../core/lsn.js';
 import type { Logger } from './log.js';
 import type { Postgres, PgStatus } from './postgres.js';
-import { KubeError, type Kube, type Lease, type Pod } from './kube.js';
+import { KubeError, type Kube, type Lease, type Pod, type StatefulSet } from './kube.js';
 import { readControlData } from './controldata.js';
 
 export const ROLE_LABEL = 'pg-autopilot.io/role';
@@ -122,6 +122,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   let initKey = '';
   let initChangedAt = now();
   let pods = new Map<string, Pod>();
+  /** our StatefulSet (from our pod's owner), informed once known: its update revision drives the rolling update */
+  let sts: StatefulSet | null = null;
+  let stsInformed = false;
   let lastRenewOkSentAt: number | null = null;
   /** failsafe: send time of the last round in which every member confirmed us */
   let lastFailsafeOkSentAt: number | null = null;
@@ -225,7 +228,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         receivedLsn: null, replayedLsn: null, lagBytes: null, healthy: false, inRecovery: null, streaming: false,
         nofailover: false, syncStandby: false, updatedAt: '',
       };
-      out.push(viewFromStatus({ ...base, name }, pod, false));
+      const view = viewFromStatus({ ...base, name }, pod, false);
+      // A pod being deleted is on its way out, whatever its last annotation said.
+      out.push(pod.metadata.deletionTimestamp ? { ...view, healthy: false } : view);
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -284,7 +289,24 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       terminating,
       reinitRequested: !!pods.get(cfg.podName)?.metadata.annotations?.[REINIT_ANNOTATION],
       revision: pods.get(cfg.podName)?.metadata.labels?.['controller-revision-hash'] ?? null,
+      updateRevision: pendingUpdate(),
     };
+  }
+
+  /** The update revision, when our StatefulSet updates OnDelete and some member is not on it yet. */
+  function pendingUpdate(): string | null {
+    const target = sts?.status?.updateRevision;
+    if (!target || sts?.spec?.updateStrategy?.type !== 'OnDelete') return null;
+    const revisions = [...pods.values()].map((p) => p.metadata.labels?.['controller-revision-hash'] ?? null);
+    return revisions.some((r) => r !== null && r !== target) ? target : null;
+  }
+
+  function ensureStatefulSetInformer() {
+    if (stsInformed) return;
+    const owner = pods.get(cfg.podName)?.metadata.ownerReferences?.find((r) => r.kind === 'StatefulSet');
+    if (!owner) return;
+    stsInformed = true;
+    stops.push(kube.informStatefulSet(owner.name, (s) => { sts = s; wake(); }));
   }
 
   async function probeMembers(o: Observation): Promise<Observation> {
@@ -603,6 +625,11 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       }
       case 'probe_members':
         return;
+      case 'delete_pod':
+        log.info('rolling update: deleting a pod so its StatefulSet recreates it on the new revision', { pod: a.pod });
+        void kube.event('Pod', a.pod, 'RollingUpdate', `${cfg.podName} restarts ${a.pod} on revision ${o.updateRevision}`);
+        await kube.deletePod(a.pod, 2_000);
+        return;
       case 'failsafe':
         await failsafeRound();
         return;
@@ -727,7 +754,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   return {
     start() {
       stops.push(kube.informLease(leaseName, (l) => { const prev = leaseKey; setLease(l); if (leaseKey !== prev) wake(); }, (ok) => { leaseInformerOk = ok; }));
-      stops.push(kube.informPods(cfg.memberSelector, (p) => { pods = p; wake(); }));
+      stops.push(kube.informPods(cfg.memberSelector, (p) => { pods = p; ensureStatefulSetInformer(); wake(); }));
       pg.onExit((code, signal) => {
         log.warn('postgres exited', { code, signal });
         wake();

@@ -89,8 +89,17 @@ export interface Lease {
 }
 
 export interface Pod {
-  metadata: { name: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string };
+  metadata: {
+    name: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string;
+    ownerReferences?: { kind: string; name: string }[];
+  };
   status?: { podIP?: string; phase?: string };
+}
+
+export interface StatefulSet {
+  metadata: { name: string; resourceVersion?: string };
+  spec?: { updateStrategy?: { type?: string } };
+  status?: { updateRevision?: string; currentRevision?: string };
 }
 
 export type WatchEvent<T> = { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: T };
@@ -109,6 +118,8 @@ export interface Kube {
   /** Lists then watches; calls onChange with the full current set after every change. Returns a stop function. */
   informPods(selector: string, onChange: (pods: Map<string, Pod>) => void, onHealth?: (ok: boolean) => void): () => void;
   informLease(name: string, onChange: (lease: Lease | null) => void, onHealth?: (ok: boolean) => void): () => void;
+  informStatefulSet(name: string, onChange: (sts: StatefulSet | null) => void): () => void;
+  deletePod(name: string, timeoutMs?: number): Promise<void>;
   /** Drop every watch stream so each informer lists again (after a failed or conflicting write, a watch may be stale). */
   resync(): void;
   close(): void;
@@ -300,6 +311,18 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
       return inform<Pod>('pods', () => this.listPods(selector),
         (rv) => `${podsPath()}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&labelSelector=${encodeURIComponent(selector)}&resourceVersion=${rv}`,
         onChange, onHealth);
+    },
+    informStatefulSet(name, onChange) {
+      const path = `/apis/apps/v1/namespaces/${namespace}/statefulsets`;
+      const sel = encodeURIComponent(`metadata.name=${name}`);
+      return inform<StatefulSet>('statefulset', async () => {
+        const r = await request<{ items: StatefulSet[]; metadata: { resourceVersion: string } }>('list', 'GET', `${path}?fieldSelector=${sel}`);
+        return { items: r.items, resourceVersion: r.metadata.resourceVersion };
+      }, (rv) => `${path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&fieldSelector=${sel}&resourceVersion=${rv}`,
+      (m) => onChange(m.get(name) ?? null));
+    },
+    async deletePod(name, timeoutMs) {
+      await request('delete', 'DELETE', podsPath(name), undefined, timeoutMs);
     },
     informLease(name, onChange, onHealth) {
       return inform<Lease>('lease', async () => {

@@ -207,6 +207,17 @@ lease_failovers() { k get lease "$(fullname)-leader" -o jsonpath='{.metadata.ann
 # Lease's failover count does not move). The worst case is made on purpose: the primary is first
 # moved (switchover through the autopilot CLI) to the highest ordinal, which a StatefulSet's
 # rolling update restarts first.
+wait_updated() {
+  local rev want n
+  for _ in $(seq $((TIMEOUT * 2))); do
+    rev=$(k get statefulset "$(fullname)" -o jsonpath='{.status.updateRevision}')
+    want=$(k get statefulset "$(fullname)" -o jsonpath='{.spec.replicas}')
+    n=$(k get pods -l "$(sel)" -o jsonpath='{range .items[*]}{.metadata.labels.controller-revision-hash} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | awk -v r="$rev" '$1 == r && $2 == "True"' | wc -l)
+    [ -n "$rev" ] && [ "$n" = "$want" ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
 upgrade_sync_and_parameter() {
   local top; top=$(fullname)-$(( $(pods_with | wc -l) - 1 ))
   if [ "$(primary)" != "$top" ]; then
@@ -219,7 +230,8 @@ upgrade_sync_and_parameter() {
   local before f0; before=$(primary); f0=$(lease_failovers)
   log "  helm upgrade: replication.synchronous=on, postgresql.parameters.work_mem=8MB (primary before: $before, failovers ${f0:-0})"
   upgrade --set replication.synchronous=on --set postgresql.parameters.work_mem=8MB
-  k rollout status statefulset "$(fullname)" --timeout="${TIMEOUT}s" >/dev/null || fail "rolling update did not finish"
+  # OnDelete: the primary's autopilot restarts the members; done when every pod is on the update revision and Ready.
+  wait_updated || fail "rolling update did not finish within ${TIMEOUT}s (the autopilot drives it: see its log)"
   # The order the members were restarted in: creation time of the new pods.
   local order last f1; order=$(k get pods -l "$(sel)" --sort-by=.metadata.creationTimestamp -o jsonpath='{range .items[*]}{.metadata.name} {end}')
   last=$(echo "$order" | awk '{print $NF}'); f1=$(lease_failovers)

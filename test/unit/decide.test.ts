@@ -32,7 +32,7 @@ function obs(self: string, over: Partial<Observation> = {}): Observation {
     pg: isPrimary ? pgPrimary : pgReplica,
     lease: lease(), init: { holder: 'm0', initialized: true, unchangedForMs: 0 },
     members: all.filter((m) => m.name !== self),
-    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null, failsafeAckAgoMs: null,
+    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null, failsafeAckAgoMs: null, updateRevision: null,
     ...over,
   };
 }
@@ -56,6 +56,14 @@ const rows: Row[] = [
   { name: 'switchover ignored while paused', o: obs('m0', { lease: lease({ switchoverTo: 'm2', paused: true }) }), want: ['manage_slots'] },
   { name: 'SIGTERM on the primary: hand off', o: obs('m0', { terminating: true }), want: ['handoff'] },
   { name: 'SIGTERM on a primary with no replica: stop', o: obs('m0', { terminating: true, pg: { ...pgPrimary, streamingReplicas: [] } }), want: ['stop'] },
+  // --- rolling update (OnDelete, driven by the primary) ---
+  { name: 'update: outdated replicas, highest ordinal first', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['delete_pod', 'manage_slots'], reason: /replica m2/ },
+  { name: 'update: a member is not streaming yet: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new' })], pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: ['manage_slots'], reason: /waiting/ },
+  { name: 'update: a restarted member has not published yet (unhealthy): wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new', healthy: false })] }), want: ['manage_slots'], reason: /waiting/ },
+  { name: 'update: replicas done, we are outdated: hand over to an updated one', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['handoff'] },
+  { name: 'update: a single member restarts itself', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [] }), want: ['delete_pod'], reason: /ourselves/ },
+  { name: 'update: everyone on the update revision: normal primary', o: obs('m0', { revision: 'new', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['manage_slots'] },
+  { name: 'update: paused: nothing', o: obs('m0', { revision: 'old', updateRevision: 'new', lease: lease({ paused: true }), members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['manage_slots'] },
   // --- sync mode on the primary ---
   { name: 'sync: record new members in the lease before postgres uses them', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: [] }) }), want: ['renew_lease', 'manage_slots'], reason: /recording/ },
   { name: 'sync: recorded, now set synchronous_standby_names', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }) }), want: ['set_sync', 'manage_slots'] },
