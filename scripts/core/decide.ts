@@ -197,7 +197,8 @@ export function rollingUpdate(o: Observation): Decision | null {
   if (!target) return null;
   const outdated = (r: string | null) => r !== null && r !== target;
   const streaming = new Set(o.pg.streamingReplicas);
-  const settled = o.members.every((m) => m.healthy && m.inRecovery === true && streaming.has(m.name) && m.revision !== null);
+  // Ready too: the Services route only to Ready pods, and a restarted pod turns Ready a probe period after it streams.
+  const settled = o.members.every((m) => m.healthy && m.inRecovery === true && streaming.has(m.name) && m.revision !== null && m.ready !== false);
   const staleReplicas = o.members.filter((m) => outdated(m.revision)).sort((a, b) => ordinal(b.name) - ordinal(a.name));
   if (staleReplicas.length) {
     if (!settled) return act(`rolling update to ${target}: waiting until every member is healthy and streaming`);
@@ -215,7 +216,9 @@ export function rollingUpdate(o: Observation): Decision | null {
 export function handoffTarget(o: Observation, wanted: string | null): string | null {
   const streaming = new Set(o.pg.streamingReplicas);
   const ok = o.members.filter((m) => m.healthy && m.inRecovery === true && streaming.has(m.name) && !m.nofailover);
-  const pool = wanted ? ok.filter((m) => m.name === wanted) : ok;
+  // A pod the kubelet does not (yet) report Ready would leave the read-write Service empty.
+  const routable = ok.filter((m) => m.ready !== false);
+  const pool = wanted ? ok.filter((m) => m.name === wanted) : routable.length ? routable : ok;
   const syncSet = o.settings.syncMode === 'on' ? o.lease?.syncStandbys ?? [] : null;
   const allowed = syncSet && !wanted ? (pool.filter((m) => syncSet.includes(m.name)).length ? pool.filter((m) => syncSet.includes(m.name)) : pool) : pool;
   // In a rolling update (SIGTERM from the StatefulSet controller) members on another revision

@@ -34,6 +34,8 @@ export interface MemberView {
   reinitRequested: boolean;
   /** the StatefulSet revision of its pod (controller-revision-hash), null outside a StatefulSet */
   revision: string | null;
+  /** the kubelet's Ready condition (the Services route only to Ready pods); null = no kubelet reports on it */
+  ready: boolean | null;
 }
 
 export interface LeaseView {

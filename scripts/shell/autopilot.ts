@@ -101,6 +101,12 @@ async function defaultFetchStatus(apiUrl: string, timeoutMs: number): Promise<Me
   }
 }
 
+/** The kubelet's Ready condition; null when no kubelet reports on the pod (no conditions at all). */
+function podReady(pod: Pod | undefined): boolean | null {
+  const c = pod?.status?.conditions?.find((x) => x.type === 'Ready');
+  return c ? c.status === 'True' : null;
+}
+
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgres, opts: AutopilotOptions = {}): Autopilot {
@@ -212,6 +218,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       labelledPrimary: pod?.metadata.labels?.[ROLE_LABEL] === 'primary',
       reinitRequested: !!pod?.metadata.annotations?.[REINIT_ANNOTATION],
       revision: pod?.metadata.labels?.['controller-revision-hash'] ?? null,
+      ready: podReady(pod),
     };
   }
 
@@ -311,7 +318,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
 
   async function probeMembers(o: Observation): Promise<Observation> {
     const fresh = await Promise.all(o.members.map(async (m) => {
-      const s = await fetchStatus(m.apiUrl, 700);
+      const s = await fetchStatus(m.apiUrl, 400);
       if (!s) return { ...m, fresh: false, healthy: false };
       return viewFromStatus({ ...s, name: m.name }, pods.get(m.name), true);
     }));

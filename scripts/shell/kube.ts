@@ -93,7 +93,7 @@ export interface Pod {
     name: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: string;
     ownerReferences?: { kind: string; name: string }[];
   };
-  status?: { podIP?: string; phase?: string };
+  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[] };
 }
 
 export interface StatefulSet {

@@ -11,7 +11,7 @@ const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBy
 function member(name: string, over: Partial<MemberView> = {}): MemberView {
   return {
     name, host: `10.0.0.${name.slice(-1)}`, port: 5432, apiUrl: `http://10.0.0.${name.slice(-1)}:8008`, role: 'replica', healthy: true,
-    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, ...over,
+    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, ready: null, ...over,
   };
 }
 const primaryMember = (name: string, over: Partial<MemberView> = {}) => member(name, { role: 'primary', inRecovery: false, labelledPrimary: true, streaming: false, ...over });
@@ -61,6 +61,7 @@ const rows: Row[] = [
   { name: 'update: a member is not streaming yet: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new' })], pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: ['manage_slots'], reason: /waiting/ },
   { name: 'update: a restarted member has not published yet (unhealthy): wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new', healthy: false })] }), want: ['manage_slots'], reason: /waiting/ },
   { name: 'update: replicas done, we are outdated: hand over to an updated one', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['handoff'] },
+  { name: 'update: the restarted replica streams but the kubelet has not marked it Ready: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new', ready: true }), member('m2', { revision: 'new', ready: false })] }), want: ['manage_slots'], reason: /waiting/ },
   { name: 'update: a single member restarts itself', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [] }), want: ['delete_pod'], reason: /ourselves/ },
   { name: 'update: everyone on the update revision: normal primary', o: obs('m0', { revision: 'new', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['manage_slots'] },
   { name: 'update: paused: nothing', o: obs('m0', { revision: 'old', updateRevision: 'new', lease: lease({ paused: true }), members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['manage_slots'] },
@@ -144,6 +145,12 @@ test('hand-off target: the most advanced streaming replica; named target honoure
   assert.equal(handoffTarget(o, null), 'm2');
   assert.equal(handoffTarget(o, 'm1'), 'm1');
   assert.equal(handoffTarget(o, 'm9'), null);
+});
+
+test('the hand-off avoids a pod the kubelet does not report Ready (the Service would be empty)', () => {
+  const o = obs('m0', { members: [member('m1', { lsn: 20n, ready: false }), member('m2', { lsn: 10n, ready: true })] });
+  assert.equal(handoffTarget(o, null), 'm2');
+  assert.equal(handoffTarget(o, 'm1'), 'm1', 'an explicit target is honoured');
 });
 
 test('rolling update: the hand-off prefers a member already on the new revision', () => {
