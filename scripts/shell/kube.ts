@@ -126,9 +126,11 @@ export interface Kube {
 }
 
 const DEFAULT_TIMEOUT_MS = 2_000;
-const WATCH_SECONDS = 290;
+/** A watch stream lasts this long; then it resumes from the last resourceVersion it saw (no re-list). */
+const DEFAULT_WATCH_SECONDS = 540;
 
-export function createKube(conn: KubeConnection, namespace: string, log?: (msg: string, f?: Record<string, unknown>) => void): Kube {
+export function createKube(conn: KubeConnection, namespace: string, log?: (msg: string, f?: Record<string, unknown>) => void, opts: { watchSeconds?: number } = {}): Kube {
+  const WATCH_SECONDS = opts.watchSeconds ?? DEFAULT_WATCH_SECONDS;
   const url = new URL(conn.server);
   const isHttps = url.protocol === 'https:';
   const agentOpts = { keepAlive: true, maxSockets: 8, ca: conn.ca, cert: conn.cert, key: conn.key, rejectUnauthorized: !conn.insecure };
@@ -205,10 +207,12 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
       if (stopped) return;
       retry = setTimeout(() => void cycle(), delay);
     };
-    async function cycle() {
+    /** resumeRv: continue watching from there (after a clean end of the stream); otherwise list first. */
+    async function cycle(resumeRv?: string) {
       if (stopped) return;
       let rv: string;
-      try {
+      if (resumeRv) rv = resumeRv;
+      else try {
         const l = await list();
         items.clear();
         for (const it of l.items) items.set(it.metadata.name, it);
@@ -224,6 +228,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
       }
       count('watch');
       let ended = false;
+      let lastRv = rv;
       const req = (isHttps ? https : http).request({
         protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (isHttps ? 443 : 80),
         path: basePath + watchPath(rv), method: 'GET', agent: watchAgent, headers: headers(),
@@ -245,6 +250,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
             let ev: WatchEvent<T> & { object: any };
             try { ev = JSON.parse(line); } catch { continue; }
             if ((ev.type as string) === 'ERROR') { req.destroy(new Error(`watch error ${ev.object?.code}: ${ev.object?.message}`)); return; }
+            if (ev.object?.metadata?.resourceVersion) lastRv = ev.object.metadata.resourceVersion;
             if (ev.type === 'BOOKMARK') continue;
             if (ev.type === 'DELETED') items.delete(ev.object.metadata.name);
             else items.set(ev.object.metadata.name, ev.object);
@@ -252,7 +258,9 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
           }
         });
         // A stream that ends or breaks (connection reset mid-response) lists again.
-        res.on('end', () => { clearTimeout(idle); if (!ended && !stopped) { ended = true; again(0); } });
+        // The server closed the stream after timeoutSeconds: resume from the last version seen
+        // (an expired version answers 410 as an ERROR event, and that path lists again).
+        res.on('end', () => { clearTimeout(idle); if (!ended && !stopped) { ended = true; retry = setTimeout(() => void cycle(lastRv), 0); } });
         res.on('error', () => undefined);
         res.on('close', () => { clearTimeout(idle); if (!ended && !stopped) { ended = true; onHealth?.(false); again(backoff); } });
       });
