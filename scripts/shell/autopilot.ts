@@ -13,6 +13,8 @@ import { KubeError, type Kube, type Lease, type Pod, type StatefulSet } from './
 import { readControlData } from './controldata.js';
 
 export const ROLE_LABEL = 'pg-autopilot.io/role';
+/** How often a member republishes its annotation when only its WAL position moved. */
+const LSN_PUBLISH_MS = 120_000;
 export const STATUS_ANNOTATION = 'pg-autopilot.io/status';
 export const REINIT_ANNOTATION = 'pg-autopilot.io/reinit';
 const A = {
@@ -690,8 +692,9 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     const { updatedAt: _u, lsn: _l, receivedLsn: _r, replayedLsn: _p, lagBytes: _g, ...stable } = s;
     const key = JSON.stringify(stable);
     const lsnMoved = s.lsn !== lastPublishedLsn;
-    // Stable fields change → publish now; only the WAL position moved → at most every 30 s.
-    if (!force && key === lastPublished && !(lsnMoved && Date.now() - lastPublishedAt > 30_000) && lastLabel === s.role) return;
+    // Stable fields change → publish now; only the WAL position moved → at most every 2 minutes
+    // (it is informational: failover candidates ask each other's /status for fresh positions).
+    if (!force && key === lastPublished && !(lsnMoved && Date.now() - lastPublishedAt > LSN_PUBLISH_MS) && lastLabel === s.role) return;
     try {
       await kube.patchPod(cfg.podName, { labels: { [ROLE_LABEL]: s.role }, annotations: { [STATUS_ANNOTATION]: JSON.stringify(s) } }, 1_000);
       lastPublished = key;
