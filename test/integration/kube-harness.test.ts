@@ -45,3 +45,26 @@ test('a cut proxy hangs like a partition, a restored one answers again', async (
   p.restore();
   assert.equal(await asMember(via, 'GET', '/readyz'), 200);
 });
+
+test('with { audit: true } every request is in the audit log, once, with its user', async () => {
+  const k2 = await startKube({ audit: true });
+  try {
+    const ns = await k2.namespace('audit');
+    assert.equal(await asMemberOf(k2, 'GET', `/api/v1/namespaces/${ns}/pods`), 200);
+    await new Promise((r) => setTimeout(r, 1500)); // the audit backend writes asynchronously
+    const events = readFileSync(k2.auditLog!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const mine = events.filter((e) => e.user?.username === 'pga-member' && e.requestURI === `/api/v1/namespaces/${ns}/pods`);
+    assert.equal(new Set(mine.map((e) => e.auditID)).size, 1);
+  } finally {
+    await k2.stop();
+  }
+});
+
+function asMemberOf(k: Kube, method: string, path: string): Promise<number> {
+  return new Promise((res, rej) => {
+    const req = https.request(`${k.server}${path}`, { method, ca: readFileSync(k.caFile), headers: { authorization: `Bearer ${MEMBER_TOKEN}` } },
+      (r) => { r.resume(); r.on('end', () => res(r.statusCode ?? 0)); });
+    req.on('error', rej);
+    req.end();
+  });
+}
