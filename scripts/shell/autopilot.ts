@@ -664,8 +664,11 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     let lag: number | null = null;
     if (st?.inRecovery && st.receivedLsn && st.replayedLsn) lag = Number(parseLsn(st.receivedLsn) - parseLsn(st.replayedLsn));
     if (st?.inRecovery) {
+      // Behind the primary: its WAL end as our sender last reported it; without a stream, its published position.
       const holder = membersFromPods().find((m) => m.name === lease?.spec.holderIdentity);
-      if (holder?.lsn && lsn) lag = Math.max(0, Number(holder.lsn - parseLsn(lsn)));
+      const upstream = st.streaming && st.upstreamLsn ? parseLsn(st.upstreamLsn) : holder?.lsn ?? null;
+      const mine = st.replayedLsn ?? lsn;
+      if (upstream !== null && mine) lag = Math.max(0, Number(upstream - parseLsn(mine)));
     }
     return {
       name: cfg.podName,

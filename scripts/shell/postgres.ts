@@ -29,6 +29,8 @@ export interface PgStatus {
   /** primary: pg_current_wal_lsn */
   currentLsn: string | null;
   receivedLsn: string | null;
+  /** replica: the primary's WAL end as its sender last reported it (pg_stat_wal_receiver.latest_end_lsn) */
+  upstreamLsn?: string | null;
   replayedLsn: string | null;
   /** wal receiver status = streaming */
   streaming: boolean;
@@ -690,7 +692,8 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
                    (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
                    (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS wr_status,
                    (SELECT sender_host FROM pg_stat_wal_receiver LIMIT 1) AS wr_host,
-                   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS wr_tli`);
+                   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS wr_tli,
+                   (SELECT latest_end_lsn::text FROM pg_stat_wal_receiver LIMIT 1) AS wr_end`);
           const row = r.rows[0] as Record<string, unknown>;
           s.accepting = true;
           s.inRecovery = row.in_recovery as boolean;
@@ -700,6 +703,7 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
           s.systemIdentifier = (row.sysid as string | null) ?? null;
           s.streaming = row.wr_status === 'streaming';
           s.upstreamHost = (row.wr_host as string | null) ?? null;
+          s.upstreamLsn = (row.wr_end as string | null) ?? null;
           const tli = s.inRecovery ? (row.wr_tli ?? row.checkpoint_tli) : (row.wal_tli ?? row.checkpoint_tli);
           s.timeline = tli === null || tli === undefined ? null : Number(tli);
           const reps = await c.query(

@@ -101,6 +101,16 @@ test('bootstrap of 3: one primary, two streaming replicas, labels and API', asyn
     const metrics = (await c.api(p, 'GET', '/metrics')).body as string;
     assert.match(metrics, /pga_role\{role="primary"\} 1/);
     assert.match(metrics, /pga_lease_holder 1/);
+    // readiness follows replication lag: a replica whose replay is paused falls behind by more
+    // than PGA_MAX_LAG_BYTES (16 MiB) and leaves the Services; resumed, it comes back
+    await c.sql(r, 'select pg_wal_replay_pause()');
+    await c.sql(p, "create table big as select g, repeat('x', 200) as pad from generate_series(1, 120000) g");
+    await c.waitFor('lagging replica not ready', async () => {
+      const s = (await c.api(r, 'GET', '/status')).body;
+      return s.member.lagBytes > 16 * 1024 * 1024 && (await c.api(r, 'GET', '/readyz')).status === 503;
+    }, 20_000, 200);
+    await c.sql(r, 'select pg_wal_replay_resume()');
+    await c.waitFor('caught-up replica ready again', async () => (await c.api(r, 'GET', '/readyz')).status === 200, 20_000, 200);
   } finally {
     await c.stop();
   }
