@@ -67,16 +67,25 @@ export function binary(name: string): string {
   throw new Error(`${name} not found in ${join(ROOT, '.tools/bin')} or /usr/bin: run "bash test/toolchain/install.sh debs kube" first`);
 }
 
+const handedOut = new Set<number>();
+/**
+ * A port nothing listens on, below Linux's ephemeral range (32768+) so that no outgoing
+ * connection takes it between this check and the listener that wants it, and never the same
+ * port twice in one test process.
+ */
 export async function freePort(): Promise<number> {
-  return await new Promise((res, rej) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => res(port));
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
+    const ok = await new Promise<boolean>((res) => {
+      const s = net.createServer();
+      s.unref();
+      s.once('error', () => res(false));
+      s.listen(port, '0.0.0.0', () => s.close(() => res(true)));
     });
-  });
+    if (ok) { handedOut.add(port); return port; }
+  }
+  throw new Error('no free port found in 20000-31999');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

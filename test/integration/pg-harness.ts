@@ -7,7 +7,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, chownSync, rmSync, readFileSync, existsSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort as allocatePort } from './kube-harness.js';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { loadConfig, nodeFileReader, type Config } from '../../scripts/core/config.js';
@@ -17,17 +17,9 @@ import { createPostgres, type Postgres, type PostgresOptions } from '../../scrip
 export const isRoot = process.getuid?.() === 0;
 const pgUser = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : null;
 
+/** Ports come from the kube harness's allocator: below the ephemeral range, never twice. */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+  return allocatePort();
 }
 
 export interface Member {
