@@ -23,7 +23,7 @@ import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { startKube, type Kube } from '../integration/kube-harness.js';
-import { Cluster } from '../integration/cluster-harness.js';
+import { Cluster, Writer } from '../integration/cluster-harness.js';
 import { PatroniCluster, type PatroniTimings } from './patroni-harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -50,79 +50,6 @@ interface Subject {
   ownRequestCount?(): Promise<number>;
   tails(): string;
   stop(): Promise<void>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The writer: test/integration's Writer, over any Subject.
-class Writer {
-  readonly acked: { id: number; at: number; to: string }[] = [];
-  readonly errors: { at: number; error: string }[] = [];
-  private stopped = false;
-  private target: string | null = null;
-  private client: pg.Client | null = null;
-  private clientFor: string | null = null;
-  private done: Promise<void> | null = null;
-  private next = 1;
-  constructor(private readonly s: Subject, private readonly table: string, private readonly everyMs = 20) {}
-
-  /** Writes into a fresh table `table` (one per scenario: ids start at 1 again). */
-  static async start(s: Subject, primary: string, table: string): Promise<Writer> {
-    await s.sql(primary, `create table ${table} (id int primary key, at timestamptz default now())`);
-    const w = new Writer(s, table);
-    w.done = w.loop();
-    return w;
-  }
-
-  private async loop() {
-    const routing = (async () => {
-      while (!this.stopped) {
-        try { this.target = await this.s.routed(); } catch { this.target = null; }
-        await sleep(100);
-      }
-    })();
-    while (!this.stopped) {
-      const t0 = Date.now();
-      try {
-        if (!this.client) {
-          if (!this.target) throw new Error('nothing routed');
-          const cl = this.s.client(this.target, 300);
-          cl.on('error', () => undefined);
-          await cl.connect();
-          this.client = cl;
-          this.clientFor = this.target;
-        }
-        const id = this.next++;
-        await this.client.query(`insert into ${this.table} (id) values ($1)`, [id]);
-        this.acked.push({ id, at: Date.now(), to: this.clientFor ?? '?' });
-      } catch (e) {
-        this.errors.push({ at: Date.now(), error: (e as Error).message });
-        const cl = this.client;
-        this.client = null;
-        void cl?.end().catch(() => undefined);
-      }
-      await sleep(Math.max(0, this.everyMs - (Date.now() - t0)));
-    }
-    await routing;
-    await this.client?.end().catch(() => undefined);
-  }
-
-  longestGapMs(since = 0): number {
-    let gap = 0;
-    const acks = this.acked.filter((a) => a.at >= since - 5_000);
-    for (let i = 1; i < acks.length; i++) if (acks[i]!.at >= since) gap = Math.max(gap, acks[i]!.at - acks[i - 1]!.at);
-    return gap;
-  }
-
-  /** Resolves once the writer has acknowledged a few writes (a gap figure means nothing before that). */
-  async warm(): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    while (this.acked.length < 10) {
-      if (Date.now() > deadline) throw new Error(`the writer got no writes through (${this.errors.slice(-1)[0]?.error ?? 'no error'})`);
-      await sleep(50);
-    }
-  }
-
-  async stop() { this.stopped = true; await this.done; }
 }
 
 async function waitFor<T>(s: Subject, what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
@@ -276,7 +203,7 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   try {
     p = await healthy(s);
     const target = s.members.find((m) => m !== p)!;
-    const w = await Writer.start(s, p, 'w_switchover');
+    const w = await Writer.start(s, p, { table: 'w_switchover' });
     await w.warm();
     await sleep(1_000);
     const at = Date.now();
@@ -291,7 +218,7 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   // postgres SIGKILL on the primary
   try {
     p = await healthy(s);
-    const w = await Writer.start(s, p, 'w_pgkill');
+    const w = await Writer.start(s, p, { table: 'w_pgkill' });
     await w.warm();
     await sleep(1_000);
     const pid = s.postmasterPid(p);
@@ -318,7 +245,7 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   // frozen primary
   try {
     p = await healthy(s);
-    const w = await Writer.start(s, p, 'w_freeze');
+    const w = await Writer.start(s, p, { table: 'w_freeze' });
     await w.warm();
     await sleep(1_000);
     const at = Date.now();

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import yaml from 'js-yaml';
 import { freePort, type Kube, type KubeProxy } from '../integration/kube-harness.js';
+import { logTails } from '../integration/cluster-harness.js';
 
 export const PATRONI_BIN = '/usr/bin/patroni';
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -269,11 +270,7 @@ export class PatroniCluster {
   }
 
   tails(lines = 15): string {
-    return this.members.map((m) => {
-      let t = '';
-      try { t = readFileSync(m.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'); } catch { /* none */ }
-      return `--- ${m.name} (${m.logFile}) ---\n${t}`;
-    }).join('\n');
+    return logTails(this.members, lines);
   }
 
   async stop(): Promise<void> {

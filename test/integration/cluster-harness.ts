@@ -174,6 +174,12 @@ export class Cluster {
     return r.body.items;
   }
 
+  /** The member the read-write Service would route to: the one pod labelled primary. */
+  async routed(): Promise<string | null> {
+    const l = await this.labelledPrimaries();
+    return l.length === 1 ? l[0]! : null;
+  }
+
   /** Members whose pod carries the primary label. */
   async labelledPrimaries(): Promise<string[]> {
     return (await this.pods()).filter((p) => p.metadata.labels?.['pg-autopilot.io/role'] === 'primary').map((p) => p.metadata.name).sort();
@@ -241,11 +247,7 @@ export class Cluster {
   }
 
   tails(lines = 15): string {
-    return this.members.map((m) => {
-      let t = '';
-      try { t = readFileSync(m.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'); } catch { /* none */ }
-      return `--- ${m.name} (${m.logFile}) ---\n${t}`;
-    }).join('\n');
+    return logTails(this.members, lines);
   }
 
   async stop(): Promise<void> {
@@ -270,49 +272,69 @@ export class Cluster {
 
 export { startKube };
 
+/** The last lines of each member's log, for a failure message. */
+export function logTails(members: { name: string; logFile: string }[], lines = 15): string {
+  return members.map((m) => {
+    let t = '';
+    try { t = readFileSync(m.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'); } catch { /* none */ }
+    return `--- ${m.name} (${m.logFile}) ---\n${t}`;
+  }).join('\n');
+}
+
+/** What a Writer needs of a cluster: where the read-write routing points now, and connections. */
+export interface WriteRoute {
+  /** The member the read-write routing points at now (null: none, or ambiguous). */
+  routed(): Promise<string | null>;
+  client(name: string, timeoutMs: number): pg.Client;
+  sql(name: string, text: string): Promise<any[]>;
+}
+
 /**
- * A client that writes a row every `everyMs` to whichever member carries the primary label (as
- * the read-write Service routes), and remembers every acknowledged row and when it was acked.
+ * A client that writes a row every `everyMs` to whichever member the routing points at (for our
+ * clusters: the pod labelled primary, as the read-write Service routes), and remembers every
+ * acknowledged row, when it was acked and by which member.
  */
 export class Writer {
-  readonly acked: { id: number; at: number }[] = [];
+  readonly acked: { id: number; at: number; to: string }[] = [];
   readonly errors: { at: number; error: string }[] = [];
   private stopped = false;
   private target: string | null = null;
   private client: pg.Client | null = null;
+  private clientFor: string | null = null;
   private done: Promise<void> | null = null;
   private next = 1;
-  constructor(private readonly c: Cluster, private readonly everyMs = 20) {}
+  private constructor(private readonly route: WriteRoute, private readonly table: string, private readonly everyMs: number) {}
 
-  static async start(c: Cluster, primary: string, everyMs = 20): Promise<Writer> {
-    await c.sql(primary, 'create table if not exists w (id int primary key, at timestamptz default now())');
-    const w = new Writer(c, everyMs);
+  /** Writes into `table` (created if missing; the benchmark uses one per scenario). */
+  static async start(route: WriteRoute, primary: string, opts: { table?: string; everyMs?: number } = {}): Promise<Writer> {
+    const table = opts.table ?? 'w';
+    await route.sql(primary, `create table if not exists ${table} (id int primary key, at timestamptz default now())`);
+    const w = new Writer(route, table, opts.everyMs ?? 20);
     w.done = w.loop();
     return w;
   }
 
-  private async refreshTarget() {
-    try {
-      const l = await this.c.labelledPrimaries();
-      this.target = l.length === 1 ? l[0]! : null;
-    } catch { this.target = null; }
-  }
-
   private async loop() {
-    const labels = (async () => { while (!this.stopped) { await this.refreshTarget(); await sleep(100); } })();
+    const routing = (async () => {
+      while (!this.stopped) {
+        try { this.target = await this.route.routed(); } catch { this.target = null; }
+        await sleep(100);
+      }
+    })();
     while (!this.stopped) {
       const t0 = Date.now();
       try {
         if (!this.client) {
-          if (!this.target) throw new Error('no member is labelled primary');
-          const cl = this.c.client(this.target, 300);
+          if (!this.target) throw new Error('nothing routed');
+          const cl = this.route.client(this.target, 300);
           cl.on('error', () => undefined);
           await cl.connect();
           this.client = cl;
+          this.clientFor = this.target;
         }
         const id = this.next++; // every attempt gets a fresh id: an unacknowledged one may still commit
-        await this.client.query('insert into w (id) values ($1)', [id]);
-        this.acked.push({ id, at: Date.now() });
+        await this.client.query(`insert into ${this.table} (id) values ($1)`, [id]);
+        this.acked.push({ id, at: Date.now(), to: this.clientFor ?? '?' });
       } catch (e) {
         this.errors.push({ at: Date.now(), error: (e as Error).message });
         const cl = this.client;
@@ -321,8 +343,17 @@ export class Writer {
       }
       await sleep(Math.max(0, this.everyMs - (Date.now() - t0)));
     }
-    await labels;
+    await routing;
     await this.client?.end().catch(() => undefined);
+  }
+
+  /** Resolves once the writer has acknowledged a few writes (a gap figure means nothing before that). */
+  async warm(): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    while (this.acked.length < 10) {
+      if (Date.now() > deadline) throw new Error(`the writer got no writes through (${this.errors.slice(-1)[0]?.error ?? 'no error'})`);
+      await sleep(50);
+    }
   }
 
   /** Longest interval without an acknowledged write, after `since` (ms epoch). */

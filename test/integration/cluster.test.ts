@@ -46,11 +46,13 @@ async function disrupt(c: Cluster, t: { diagnostic(m: string): void }, figure: s
   const at = Date.now();
   await disruption(p);
   const np = await c.waitForPrimary(timeoutMs, p);
+  assert.notEqual(np, p);
   await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), timeoutMs, 20);
+  const writesBackAt = Date.now();
   await sleep(1_000);
   await w.stop();
   fig(t, figure, w.longestGapMs(at));
-  return { p, np, w, at };
+  return { p, np, w, at, writesBackAt };
 }
 
 /** Acknowledged writes missing on the member now primary. */
@@ -179,21 +181,12 @@ test('SIGTERM on the primary (pod delete, rolling update): hands over, then rejo
 test('SIGKILL of the primary\'s entrypoint: failover within the lease, old primary rejoins by pg_rewind', async (t) => {
   const c = await Cluster.start(kube);
   try {
-    const p = await healthy(c, 3);
-    const w = await Writer.start(c, p);
-    await sleep(1_000);
-    const at = Date.now();
+    let r: Awaited<ReturnType<typeof disrupt>> | undefined;
     const split = await watchSplitBrain(c, async () => {
-      await c.signal(p, 'SIGKILL', 5_000);
-      const np = await c.waitForPrimary(30_000, p);
-      assert.notEqual(np, p);
-      await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
+      r = await disrupt(c, t, 'entrypoint SIGKILL on primary (failover): writes unavailable', (p) => c.signal(p, 'SIGKILL', 5_000));
     });
     assert.deepEqual(split, [], 'never two writable primaries');
-    await sleep(500);
-    await w.stop();
-    fig(t, 'entrypoint SIGKILL on primary (failover): writes unavailable', w.longestGapMs(at));
-    const np = (await c.lease()).spec.holderIdentity;
+    const { p, np, at } = r!;
     // The old primary had writes the others may not have had (async): it must rewind to rejoin.
     await c.sql(np, 'select 1');
     c.startMember(p);
@@ -208,18 +201,8 @@ test('SIGKILL of the primary\'s entrypoint: failover within the lease, old prima
 test('frozen primary (entrypoint and postgres stopped, like a paused container): failover, then it demotes on thaw', async (t) => {
   const c = await Cluster.start(kube);
   try {
-    const p = await healthy(c, 3);
-    const w = await Writer.start(c, p);
-    await sleep(1_000);
-    const at = Date.now();
-    c.freeze(p);
-    const np = await c.waitForPrimary(30_000, p);
-    assert.notEqual(np, p);
-    await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
-    fig(t, 'frozen primary: new primary writable after', Date.now() - at);
-    await sleep(500);
-    await w.stop();
-    fig(t, 'frozen primary: writes unavailable', w.longestGapMs(at));
+    const { p, np, at, writesBackAt } = await disrupt(c, t, 'frozen primary: writes unavailable', async (p) => c.freeze(p));
+    fig(t, 'frozen primary: new primary writable after', writesBackAt - at);
     const thawAt = Date.now();
     c.freeze(p, false);
     await c.waitFor('thawed old primary read-only', async () => !(await c.writable()).includes(p), 10_000, 20);
@@ -351,7 +334,7 @@ test('sync mode: a client writing every 20 ms loses no acknowledged write when t
   try {
     const p = await healthy(c, 3);
     await c.waitFor('synchronous set recorded', async () => ((await c.lease())?.metadata.annotations?.['pg-autopilot.io/sync-standbys'] ?? '').split(',').filter(Boolean).length === 2, 30_000);
-    const w = await Writer.start(c, p, 20);
+    const w = await Writer.start(c, p, { everyMs: 20 });
     await sleep(2_000);
     const at = Date.now();
     await c.signal(p, 'SIGKILL', 5_000);
@@ -450,4 +433,3 @@ test('idle cluster: Kubernetes API requests per minute', async (t) => {
   }
 });
 
-void TOKEN;
