@@ -117,7 +117,6 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   const leaseName = `${cfg.clusterName}-leader`;
   const initName = `${cfg.clusterName}-init`;
   const apiUrl = `http://${cfg.podIp.includes(':') ? `[${cfg.podIp}]` : cfg.podIp}:${cfg.apiPort}`;
-  const startedAt = now();
 
   // ---- memory (everything the shell remembers between ticks) ----
   let lease: Lease | null | undefined = undefined;
@@ -159,7 +158,6 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   let lastLabel: Role | null = null;
   let lastSlotsAt = 0;
   let lastSlotMembers = '';
-  let failoversSeen = 0;
   let watchdog: NodeJS.Timeout | null = null;
   let timer: NodeJS.Timeout | null = null;
   let ticking = false;
@@ -760,9 +758,6 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   }
   const wake = () => { if (!terminated) void tick(); };
 
-  failoversSeen = 0;
-  void failoversSeen;
-  void startedAt;
 
   return {
     start() {

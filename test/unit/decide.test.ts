@@ -36,7 +36,6 @@ function obs(self: string, over: Partial<Observation> = {}): Observation {
     ...over,
   };
 }
-const types = (o: Observation) => decide(o).actions.map((a) => a.type);
 
 interface Row { name: string; o: Observation; want: string[]; reason?: RegExp }
 const rows: Row[] = [
@@ -164,4 +163,3 @@ test('candidacy reasons name the blocker', () => {
   assert.match(candidacy(obs('m1', { pg: pgPrimary })).reason, /not a replica/);
 });
 
-void types;
