@@ -2,7 +2,8 @@
 // `autopilot`: the image's entrypoint (`autopilot run`) and the operator's CLI.
 //   exit 0 done · 1 the operation failed (the message says why) · 2 bad usage
 import { parseArgs } from 'node:util';
-import { loadCliConfig, nodeFileReader, ConfigError } from './core/config.js';
+import { loadCliConfig, ConfigError } from './core/config.js';
+import { nodeFileReader } from './shell/files.js';
 import { createKube, loadConnection } from './shell/kube.js';
 import { REINIT_ANNOTATION } from './shell/autopilot.js';
 import type { StatusSnapshot } from './shell/autopilot.js';

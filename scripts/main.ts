@@ -1,6 +1,7 @@
 // `autopilot run`: wiring. config → logger → Kubernetes client → postgres → autopilot → HTTP API.
 // Exits 2 on a configuration error (the message names the variable), 1 on any other fatal error.
-import { loadConfig, nodeFileReader, ConfigError } from './core/config.js';
+import { loadConfig, ConfigError } from './core/config.js';
+import { nodeFileReader } from './shell/files.js';
 import { createLogger } from './shell/log.js';
 import { createKube, loadConnection } from './shell/kube.js';
 import { createPostgres } from './shell/postgres.js';

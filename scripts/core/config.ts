@@ -4,11 +4,9 @@
 // Every problem found is collected and reported at once in a single ConfigError, each line naming
 // the variable or file, the value it got, what is accepted and how to fix it.
 
-import { readFileSync, readdirSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { customCleanEnv, makeValidator, EnvError, EnvMissingError, str } from 'envalid';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../shell/log.js';
 import { validateParameters } from './render.js';
+import { ConfigError } from './errors.js';
 
 export type SyncMode = 'off' | 'on';
 
@@ -61,20 +59,7 @@ export interface Config {
   kubeconfig: string | null;
 }
 
-/** A configuration problem. `problems` holds one line per problem; `message` lists them all. */
-export class ConfigError extends Error {
-  readonly problems: string[];
-  constructor(problems: string | string[]) {
-    const list = Array.isArray(problems) ? problems : [problems];
-    super(
-      list.length === 1
-        ? `invalid configuration: ${list[0]}`
-        : `invalid configuration (${list.length} problems):\n${list.map((p) => `  - ${p}`).join('\n')}`,
-    );
-    this.name = 'ConfigError';
-    this.problems = list;
-  }
-}
+export { ConfigError } from './errors.js';
 
 export interface FileReader {
   /** File content as UTF-8, null when the file does not exist. */
@@ -83,26 +68,26 @@ export interface FileReader {
   listDir(path: string): string[] | null;
 }
 
-export const nodeFileReader: FileReader = {
-  readFile(path) {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return null;
-      throw e;
-    }
-  },
-  listDir(path) {
-    try {
-      return readdirSync(path);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      throw e;
-    }
-  },
-};
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'json' | 'text';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'text'];
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** An IPv4 or IPv6 address (pure: the core imports nothing from node:). */
+export function isIpAddress(v: string): boolean {
+  if (IPV4.test(v)) return true;
+  if (!/^[0-9A-Fa-f:.]+$/.test(v) || !v.includes(':')) return false;
+  const parts = v.split('::');
+  if (parts.length > 2) return false;
+  const groups = (x: string) => (x === '' ? [] : x.split(':'));
+  const all = parts.flatMap(groups);
+  const last = all[all.length - 1] ?? '';
+  const v4 = last.includes('.') ? (IPV4.test(last) ? 2 : -100) : 0;
+  const hex = (v4 ? all.slice(0, -1) : all).every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g));
+  const n = (v4 ? all.length - 1 : all.length) + v4;
+  return hex && v4 >= 0 && (parts.length === 2 ? n < 8 : n === 8);
+}
 
 // ---------------------------------------------------------------------------------------------
 // validators: each throws EnvError("got …; accepted: …") so the reporter can print a full line.
@@ -125,7 +110,7 @@ const dnsSubdomain = makeValidator<string>((v) =>
   DNS_SUBDOMAIN.test(v) && v.length <= 253 ? v : bad(v, 'a DNS subdomain name (lowercase letters, digits, "-" and ".", at most 253 characters)'),
 );
 const address = makeValidator<string>((v) =>
-  isIP(v) !== 0 || (DNS_SUBDOMAIN.test(v) && v.length <= 253) ? v : bad(v, 'an IPv4/IPv6 address (or a DNS name) that peers can reach'),
+  isIpAddress(v) || (DNS_SUBDOMAIN.test(v) && v.length <= 253) ? v : bad(v, 'an IPv4/IPv6 address (or a DNS name) that peers can reach'),
 );
 const selector = makeValidator<string>((v) => {
   const parts = v.split(',').map((p) => p.trim());

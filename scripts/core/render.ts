@@ -5,8 +5,8 @@
 // and dynamic settings (ports, paths, TLS, primary_conninfo, slot, synchronous_standby_names),
 // last so that they always win (PostgreSQL takes the last occurrence of a setting).
 
-import { createHash } from 'node:crypto';
-import { ConfigError, type Config } from './config.js';
+import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
 
 export interface DynamicConf {
   /** null → we are primary / no upstream */
@@ -31,6 +31,13 @@ export function confPaths(cfg: Pick<Config, 'dataDir' | 'runDir'>) {
   };
 }
 
+/** FNV-1a, 32 bits, as 8 hex digits: a pure hash (the core imports nothing from node:). */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (const ch of new TextEncoder().encode(text)) h = Math.imul(h ^ ch, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 /** Physical replication slot name of a member: lowercase [a-z0-9_], at most 63 characters.
  *  Pod names are DNS names ("pg-postgres-0"); '-' and '.' become '_'. Names that would be longer
  *  than 63 are cut and suffixed with a hash so that two long names never collide. */
@@ -38,7 +45,7 @@ export function memberSlotName(podName: string): string {
   let s = podName.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   if (s === '') s = 'member';
   if (s.length > 63) {
-    const h = createHash('sha256').update(podName).digest('hex').slice(0, 8);
+    const h = fnv1a(podName);
     s = `${s.slice(0, 54)}_${h}`;
   }
   return s;

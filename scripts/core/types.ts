@@ -34,6 +34,8 @@ export interface MemberView {
   reinitRequested: boolean;
   /** the StatefulSet revision of its pod (controller-revision-hash), null outside a StatefulSet */
   revision: string | null;
+  /** the system identifier of its data directory (null = unknown, e.g. an old member or no data yet) */
+  systemId: string | null;
   /** the kubelet's Ready condition (the Services route only to Ready pods); null = no kubelet reports on it */
   ready: boolean | null;
 }
@@ -43,6 +45,8 @@ export interface LeaseView {
   resourceVersion: string;
   /** Milliseconds, by OUR monotonic clock, since we last saw this lease change. Never the holder's timestamps. */
   unchangedForMs: number;
+  /** leaseDurationSeconds as written by the holder, in ms (null when absent): expiry waits for the longer of it and ours */
+  durationMs: number | null;
   switchoverTo: string | null;
   paused: boolean;
   failovers: number;
@@ -50,6 +54,10 @@ export interface LeaseView {
   /** Sync mode: the members a commit may have been acknowledged by (the quorum set), and n. null = not recorded */
   syncStandbys: string[] | null;
   syncCount: number;
+  /** the cluster's system identifier (pg_control), recorded by its primary; null = not recorded yet */
+  systemId: string | null;
+  /** fields that failed validation (a hand edit, another writer): non-empty means "never fail over on this lease" */
+  problems: string[];
 }
 
 export interface InitView {
@@ -60,6 +68,8 @@ export interface InitView {
 
 export interface PgView {
   running: boolean;
+  /** postmaster.pid's status line: 'ready' = normal operation (a writable primary), 'standby' = hot standby; null = unknown */
+  serverState: 'starting' | 'stopping' | 'ready' | 'standby' | null;
   accepting: boolean;
   inRecovery: boolean | null;
   timeline: number | null;
@@ -68,12 +78,17 @@ export interface PgView {
   streaming: boolean;
   /** the member this replica is configured to follow (set when we render primary_conninfo) */
   following: string | null;
-  /** seconds-since-start of the current "not streaming while a leader exists" spell, ms; 0 when streaming */
-  notStreamingForMs: number;
-  /** Current synchronous_standby_names member list (primary only; [] = async) */
+  /** Current synchronous_standby_names member list and n (primary only; [] = async) */
   syncNames: string[];
+  syncCount: number;
   /** replicas streaming from us right now (primary only): application_name */
   streamingReplicas: string[];
+  /** primary only: how far each streaming replica has flushed our WAL */
+  replicaFlush: { name: string; lsn: bigint | null }[];
+  /** primary only: the physical replication slots that exist (null = could not be read) */
+  slots: string[] | null;
+  /** our data directory's system identifier (from the server, or pg_control when it is down) */
+  systemId: string | null;
 }
 
 export interface Settings {
@@ -81,7 +96,8 @@ export interface Settings {
   renewMs: number;
   renewDeadlineMs: number;
   maxLagBytes: number;
-  syncMode: 'off' | 'on';
+  /** on: synchronous while a standby streams, asynchronous (and no automatic failover) without one; strict: writes wait for a standby */
+  syncMode: 'off' | 'on' | 'strict';
   syncCount: number;
   nofailover: boolean;
   failsafe: boolean;
@@ -97,51 +113,97 @@ export interface Observation {
   pg: PgView;
   /** undefined: we could not read the Lease at all recently (API unreachable) */
   lease: LeaseView | null | undefined;
+  /** when `lease` is undefined: the last version we did read (a renewal is conditional on it) */
+  lastKnownLease?: LeaseView | null;
   init: InitView | null | undefined;
   /** other members (not self), from the pod cache, refreshed with HTTP when a failover is judged */
   members: MemberView[];
-  /** ms since the send time of our last successful lease write; null = never */
-  renewedAgoMs: number | null;
-  /** ms we have been a writable primary without holding the lease; 0 = not in that state */
-  primaryWithoutLeaseMs: number;
-  /** rewind attempts that failed since the last success (the shell counts) */
-  rewindFailures: number;
   /** we are shutting down (SIGTERM); only a hand-off or a stop is left to do */
   terminating: boolean;
   /** our own pod carries the reinit annotation */
   reinitRequested: boolean;
   /** The StatefulSet's update revision when it differs from some member's (an update waits for us: OnDelete). */
   updateRevision: string | null;
-  /** ms since we promised the primary (failsafe) not to take the lease; null = no promise */
-  failsafeAckAgoMs: number | null;
+  /** the StatefulSet's desired replicas (null outside a StatefulSet): a rolling update waits until that many members exist */
+  expectedMembers: number | null;
   /** our pod's StatefulSet revision; during a rolling update a hand-off prefers members already updated */
   revision: string | null;
 }
+
+/**
+ * What the autopilot remembers between ticks. Owned by the core: `decide` and `remember` return
+ * the next memory, the shell only stores it. Times are the member's own monotonic milliseconds.
+ */
+export interface Memory {
+  /** send time of our last lease write that named us, or of a failsafe round every member confirmed */
+  confirmedAtMs: number | null;
+  /** since when postgres is writable while the lease is not ours */
+  writableWithoutLeaseSinceMs: number | null;
+  /** since when postgres runs but does not tell us whether it is writable */
+  pgUnknownSinceMs: number | null;
+  /** the last answer postgres gave: writable (true), read-only (false), never answered (null) */
+  lastKnownWritable: boolean | null;
+  /** since when this replica is not streaming while a leader exists */
+  notStreamingSinceMs: number | null;
+  /** pg_rewind runs that reached a live source and failed (an unreachable source does not count) */
+  rewindFailures: number;
+  /** postgres starts that failed since the last successful one, and since when */
+  startFailures: number;
+  startFailingSinceMs: number | null;
+  /** failsafe: we promised this primary not to take the lease, at this time */
+  failsafePromise: { to: string; atMs: number } | null;
+  /** a take-over write conditioned on this resourceVersion got no answer: it may have committed */
+  takeoverInDoubtRv: string | null;
+  /** sync: postgres' synchronous set changed; the WAL position at the first observation after it
+   * (every commit acknowledged under the old set is at or before it). null = nothing pending */
+  syncChange: { names: string[]; count: number; lsn: bigint | null } | null;
+  /** the lease version our own last successful write produced (a promote may follow it) */
+  lastWrittenRv: string | null;
+}
+
+/** The result of an action, reported by the shell; folded into memory by `remember`. */
+export type Outcome =
+  | { type: 'lease_written'; sentAtMs: number; holder: string | null; resourceVersion: string }
+  | { type: 'lease_write_failed'; takeover: boolean; ifResourceVersion: string | null; inDoubt: boolean }
+  | { type: 'failsafe_round'; sentAtMs: number; allConfirmed: boolean }
+  | { type: 'started'; as: 'primary' | 'replica' }
+  | { type: 'promoted' }
+  | { type: 'start_failed'; atMs: number }
+  | { type: 'rewound'; outcome: 'done' | 'unreachable' | 'failed' }
+  | { type: 'wiped' }
+  | { type: 'demoted' }
+  | { type: 'handed_off' }
+  | { type: 'sync_applied'; names: string[]; count: number };
 
 export type Action =
   | { type: 'wipe' }
   | { type: 'acquire_init' }
   | { type: 'bootstrap' }
   | { type: 'clone'; from: Endpoint }
-  | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null }
+  /** sync: the synchronous set a primary starts with (the recorded one: never start asynchronous under a record) */
+  | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null; sync?: { names: string[]; count: number } }
   | { type: 'follow'; from: Endpoint | null }
   | { type: 'rewind'; from: Endpoint }
   | { type: 'reinit' }
-  | { type: 'take_lease'; failover: boolean }
-  | { type: 'renew_lease'; syncStandbys?: string[] }
-  | { type: 'clear_switchover' }
-  | { type: 'handoff'; to: string }
+  /** write conditional on the version the decision saw; null = create (no lease existed) */
+  | { type: 'take_lease'; failover: boolean; ifResourceVersion: string | null }
+  | { type: 'renew_lease'; ifResourceVersion: string; record?: { syncStandbys: string[]; syncCount: number }; stamp?: { timeline?: number; systemId?: string } }
+  | { type: 'release_lease'; ifResourceVersion: string; why: string }
+  | { type: 'clear_switchover'; ifResourceVersion: string }
+  | { type: 'handoff'; to: string; ifResourceVersion: string }
   | { type: 'demote'; why: string }
   | { type: 'unlabel'; pods: string[] }
-  | { type: 'promote' }
+  /** promote only while the lease is still the version this decision saw (or the one our renew just wrote) */
+  | { type: 'promote'; leaseVersion: string }
   | { type: 'set_sync'; names: string[]; count: number }
-  | { type: 'manage_slots' }
+  | { type: 'manage_slots'; keep: string[] }
   | { type: 'probe_members' }
   | { type: 'failsafe' }
-  | { type: 'delete_pod'; pod: string }
+  | { type: 'evict_pod'; pod: string }
   | { type: 'stop' };
 
 export interface Decision {
   actions: Action[];
   reason: string;
+  memory: Memory;
 }

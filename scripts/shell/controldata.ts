@@ -8,6 +8,7 @@ export interface ControlData {
   state: string;
   checkpointLsn: string | null;
   timeline: number | null;
+  systemId: string | null;
 }
 
 /** Pure: parse pg_controldata's text. */
@@ -18,13 +19,13 @@ export function parseControlData(text: string): ControlData {
   // primaries; "shut down in recovery" and "in archive recovery" are standbys.
   const role: ControlRole = /recovery/.test(state) ? 'standby' : /^(in production|shut down|shutting down|in crash recovery)$/.test(state) ? 'primary' : 'unknown';
   const tl = field("Latest checkpoint's TimeLineID");
-  return { role, state, checkpointLsn: field('Latest checkpoint location'), timeline: tl ? Number(tl) : null };
+  return { role, state, checkpointLsn: field('Latest checkpoint location'), timeline: tl ? Number(tl) : null, systemId: field('Database system identifier') };
 }
 
 export function readControlData(binDir: string, dataDir: string): Promise<ControlData> {
   return new Promise((resolve) => {
     execFile(`${binDir}/pg_controldata`, ['-D', dataDir], { env: { ...process.env, LC_ALL: 'C' }, timeout: 5_000 }, (err, stdout) => {
-      if (err) return resolve({ role: 'unknown', state: `pg_controldata failed: ${err.message}`, checkpointLsn: null, timeline: null });
+      if (err) return resolve({ role: 'unknown', state: `pg_controldata failed: ${err.message}`, checkpointLsn: null, timeline: null, systemId: null });
       resolve(parseControlData(stdout));
     });
   });

@@ -98,7 +98,7 @@ export interface Pod {
 
 export interface StatefulSet {
   metadata: { name: string; resourceVersion?: string };
-  spec?: { updateStrategy?: { type?: string } };
+  spec?: { replicas?: number; updateStrategy?: { type?: string } };
   status?: { updateRevision?: string; currentRevision?: string };
 }
 
@@ -120,6 +120,8 @@ export interface Kube {
   informLease(name: string, onChange: (lease: Lease | null) => void, onHealth?: (ok: boolean) => void): () => void;
   informStatefulSet(name: string, onChange: (sts: StatefulSet | null) => void): () => void;
   deletePod(name: string, timeoutMs?: number): Promise<void>;
+  /** Evict a pod through the Eviction API: the PodDisruptionBudget is honoured (429 = not now). */
+  evictPod(name: string, timeoutMs?: number): Promise<void>;
   /** Drop every watch stream so each informer lists again (after a failed or conflicting write, a watch may be stale). */
   resync(): void;
   close(): void;
@@ -331,6 +333,9 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
     },
     async deletePod(name, timeoutMs) {
       await request('delete', 'DELETE', podsPath(name), undefined, timeoutMs);
+    },
+    async evictPod(name, timeoutMs) {
+      await request('create', 'POST', `${podsPath(name)}/eviction`, { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } }, timeoutMs);
     },
     informLease(name, onChange, onHealth) {
       return inform<Lease>('lease', async () => {

@@ -2,8 +2,8 @@
 // Every line of the entrypoint (and, through the supervisor, every line postgres prints) goes
 // through here, so a log collector sees one format.
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
-export type LogFormat = 'json' | 'text';
+import type { LogFormat, LogLevel } from '../core/config.js';
+export { LOG_LEVELS, LOG_FORMATS, type LogFormat, type LogLevel } from '../core/config.js';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -13,8 +13,6 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
-export const LOG_FORMATS: readonly LogFormat[] = ['json', 'text'];
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 

@@ -10,7 +10,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, chownSync, rmSync, readFileSync,
 import { freePort as allocatePort } from './kube-harness.js';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
-import { loadConfig, nodeFileReader, type Config } from '../../scripts/core/config.js';
+import { loadConfig, type Config } from '../../scripts/core/config.js';
+import { nodeFileReader } from '../../scripts/shell/files.js';
 import { createLogger, type Logger } from '../../scripts/shell/log.js';
 import { createPostgres, type Postgres, type PostgresOptions } from '../../scripts/shell/postgres.js';
 

@@ -3,72 +3,42 @@
 // leader, a writable member that is not the holder.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decide, candidacy, handoffTarget, REWIND_AFTER_MS } from '../../scripts/core/decide.js';
-import type { Observation, MemberView, LeaseView, PgView } from '../../scripts/core/types.js';
+import { candidacy, handoffTarget, REWIND_AFTER_MS } from '../../scripts/core/decide.js';
+import { settings, member, primaryMember, lease, pgPrimary, pgReplica, pgDown, obs, decide, view, type Case } from './fixtures.js';
 
-const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, maxLagBytes: 16 * 1024 * 1024, syncMode: 'off' as const, syncCount: 1, nofailover: false, failsafe: false };
-
-function member(name: string, over: Partial<MemberView> = {}): MemberView {
-  return {
-    name, host: `10.0.0.${name.slice(-1)}`, port: 5432, apiUrl: `http://10.0.0.${name.slice(-1)}:8008`, role: 'replica', healthy: true,
-    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, ready: null, ...over,
-  };
-}
-const primaryMember = (name: string, over: Partial<MemberView> = {}) => member(name, { role: 'primary', inRecovery: false, labelledPrimary: true, streaming: false, ...over });
-
-function lease(over: Partial<LeaseView> = {}): LeaseView {
-  return { holder: 'm0', resourceVersion: '1', unchangedForMs: 500, switchoverTo: null, paused: false, failovers: 0, timeline: 1, syncStandbys: null, syncCount: 1, ...over };
-}
-const pgPrimary: PgView = { running: true, accepting: true, inRecovery: false, timeline: 1, lsn: 2000n, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: ['m1', 'm2'] };
-const pgReplica: PgView = { running: true, accepting: true, inRecovery: true, timeline: 1, lsn: 1000n, streaming: true, following: 'm0', notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
-const pgDown: PgView = { running: false, accepting: false, inRecovery: null, timeline: null, lsn: null, streaming: false, following: null, notStreamingForMs: 0, syncNames: [], streamingReplicas: [] };
-
-/** m0 is the primary holding the lease; we are `self`. */
-function obs(self: string, over: Partial<Observation> = {}): Observation {
-  const isPrimary = self === 'm0';
-  const all = [primaryMember('m0'), member('m1'), member('m2')];
-  return {
-    nowMs: 100_000, self, settings, dataDir: 'valid', controlRole: 'unknown',
-    pg: isPrimary ? pgPrimary : pgReplica,
-    lease: lease(), init: { holder: 'm0', initialized: true, unchangedForMs: 0 },
-    members: all.filter((m) => m.name !== self),
-    renewedAgoMs: isPrimary ? 500 : null, primaryWithoutLeaseMs: 0, rewindFailures: 0, terminating: false, reinitRequested: false, revision: null, failsafeAckAgoMs: null, updateRevision: null,
-    ...over,
-  };
-}
-
-interface Row { name: string; o: Observation; want: string[]; reason?: RegExp }
+interface Row { name: string; o: Case; want: string[]; reason?: RegExp }
 const rows: Row[] = [
   // --- the primary ---
-  { name: 'primary, lease fresh: nothing but slots', o: obs('m0'), want: ['manage_slots'] },
-  { name: 'primary renews when due', o: obs('m0', { renewedAgoMs: 2100 }), want: ['renew_lease', 'manage_slots'] },
+  { name: 'primary, lease fresh: nothing but slots', o: obs('m0'), want: [] },
+  { name: 'primary renews when due', o: obs('m0', { renewedAgoMs: 2100 }), want: ['renew_lease'] },
   { name: 'SPLIT BRAIN: primary whose renewals fail past the deadline demotes', o: obs('m0', { renewedAgoMs: 4600 }), want: ['demote'], reason: /deadline/ },
-  { name: 'SPLIT BRAIN: API unreachable, within the deadline: retry renewing', o: obs('m0', { lease: undefined, renewedAgoMs: 3000 }), want: ['renew_lease'] },
+  { name: 'SPLIT BRAIN: API unreachable, within the deadline: retry renewing (on the version last seen)', o: obs('m0', { lease: undefined, lastKnownLease: lease(), renewedAgoMs: 3000 }), want: ['renew_lease'] },
   { name: 'SPLIT BRAIN: API unreachable past the deadline: demote', o: obs('m0', { lease: undefined, renewedAgoMs: 4500 }), want: ['demote'] },
   { name: 'SPLIT BRAIN: lease taken by another: demote at once', o: obs('m0', { lease: lease({ holder: 'm1' }) }), want: ['demote'], reason: /held by m1/ },
   { name: 'SPLIT BRAIN: stale leader (we are writable, lease says m1 though expired): demote', o: obs('m0', { lease: lease({ holder: 'm1', unchangedForMs: 60_000 }) }), want: ['demote'] },
   { name: 'writable without any lease (fresh bootstrap): take it', o: obs('m0', { lease: null, renewedAgoMs: null }), want: ['take_lease'] },
   { name: 'writable without a lease for longer than the deadline: demote', o: obs('m0', { lease: null, renewedAgoMs: null, primaryWithoutLeaseMs: 5000 }), want: ['demote'] },
-  { name: 'another pod still labelled primary: unlabel it', o: obs('m0', { members: [member('m1', { labelledPrimary: true }), member('m2')] }), want: ['unlabel', 'manage_slots'] },
+  { name: 'another pod still labelled primary: unlabel it', o: obs('m0', { members: [member('m1', { labelledPrimary: true }), member('m2')] }), want: ['unlabel'] },
   { name: 'switchover to m2 requested', o: obs('m0', { lease: lease({ switchoverTo: 'm2' }) }), want: ['handoff'], reason: /m2/ },
   { name: 'switchover to a member that does not stream: refused', o: obs('m0', { lease: lease({ switchoverTo: 'm2' }), pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: ['clear_switchover'], reason: /refused/ },
-  { name: 'switchover ignored while paused', o: obs('m0', { lease: lease({ switchoverTo: 'm2', paused: true }) }), want: ['manage_slots'] },
+  { name: 'switchover ignored while paused', o: obs('m0', { lease: lease({ switchoverTo: 'm2', paused: true }) }), want: [] },
   { name: 'SIGTERM on the primary: hand off', o: obs('m0', { terminating: true }), want: ['handoff'] },
   { name: 'SIGTERM on a primary with no replica: stop', o: obs('m0', { terminating: true, pg: { ...pgPrimary, streamingReplicas: [] } }), want: ['stop'] },
   // --- rolling update (OnDelete, driven by the primary) ---
-  { name: 'update: outdated replicas, highest ordinal first', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['delete_pod', 'manage_slots'], reason: /replica m2/ },
-  { name: 'update: a member is not streaming yet: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new' })], pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: ['manage_slots'], reason: /waiting/ },
-  { name: 'update: a restarted member has not published yet (unhealthy): wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new', healthy: false })] }), want: ['manage_slots'], reason: /waiting/ },
+  { name: 'update: outdated replicas, highest ordinal first', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['evict_pod'], reason: /replica m2/ },
+  { name: 'update: a member is not streaming yet: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new' })], pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: [], reason: /waiting/ },
+  { name: 'update: a restarted member has not published yet (unhealthy): wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'old' }), member('m2', { revision: 'new', healthy: false })] }), want: [], reason: /waiting/ },
   { name: 'update: replicas done, we are outdated: hand over to an updated one', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['handoff'] },
-  { name: 'update: the restarted replica streams but the kubelet has not marked it Ready: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new', ready: true }), member('m2', { revision: 'new', ready: false })] }), want: ['manage_slots'], reason: /waiting/ },
-  { name: 'update: a single member restarts itself', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [] }), want: ['delete_pod'], reason: /ourselves/ },
-  { name: 'update: everyone on the update revision: normal primary', o: obs('m0', { revision: 'new', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: ['manage_slots'] },
-  { name: 'update: paused: nothing', o: obs('m0', { revision: 'old', updateRevision: 'new', lease: lease({ paused: true }), members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: ['manage_slots'] },
+  { name: 'update: the restarted replica streams but the kubelet has not marked it Ready: wait', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [member('m1', { revision: 'new', ready: true }), member('m2', { revision: 'new', ready: false })] }), want: [], reason: /waiting/ },
+  { name: 'update: a single member restarts itself', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [] }), want: ['evict_pod'], reason: /ourselves/ },
+  { name: 'update: everyone on the update revision: normal primary', o: obs('m0', { revision: 'new', updateRevision: 'new', members: [member('m1', { revision: 'new' }), member('m2', { revision: 'new' })] }), want: [] },
+  { name: 'update: paused: nothing', o: obs('m0', { revision: 'old', updateRevision: 'new', lease: lease({ paused: true }), members: [member('m1', { revision: 'old' }), member('m2', { revision: 'old' })] }), want: [] },
   // --- sync mode on the primary ---
-  { name: 'sync: record new members in the lease before postgres uses them', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: [] }) }), want: ['renew_lease', 'manage_slots'], reason: /recording/ },
-  { name: 'sync: recorded, now set synchronous_standby_names', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }) }), want: ['set_sync', 'manage_slots'] },
-  { name: 'sync: a member left: postgres first, then the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1', 'm2'], streamingReplicas: ['m1'] } }), want: ['set_sync', 'manage_slots'] },
-  { name: 'sync: postgres dropped it, now shrink the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1'], streamingReplicas: ['m1'] } }), want: ['renew_lease', 'manage_slots'] },
+  { name: 'sync: from an empty record (it claims nothing), postgres first', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: [] }) }), want: ['set_sync'] },
+  { name: 'sync: record new members in the lease before postgres uses them', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1'] }), pg: { ...pgPrimary, syncNames: ['m1'] } }), want: ['renew_lease'], reason: /recording synchronous set \[m1, m2\]/ },
+  { name: 'sync: recorded, now set synchronous_standby_names', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }) }), want: ['set_sync'] },
+  { name: 'sync: a member left: postgres first, then the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1', 'm2'], streamingReplicas: ['m1'] } }), want: ['set_sync'] },
+  { name: 'sync: postgres dropped it, now shrink the record', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1'], streamingReplicas: ['m1'] } }), want: ['renew_lease'] },
   // --- replicas ---
   { name: 'replica following the holder: nothing', o: obs('m1'), want: [] },
   { name: 'replica following someone else: follow the holder', o: obs('m1', { pg: { ...pgReplica, following: 'm9' } }), want: ['follow'] },
@@ -140,26 +110,26 @@ test('decide is pure: the same observation gives the same decision', () => {
 });
 
 test('hand-off target: the most advanced streaming replica; named target honoured', () => {
-  const o = obs('m0', { members: [member('m1', { lsn: 10n }), member('m2', { lsn: 20n })] });
+  const o = view('m0', { members: [member('m1', { lsn: 10n }), member('m2', { lsn: 20n })] });
   assert.equal(handoffTarget(o, null), 'm2');
   assert.equal(handoffTarget(o, 'm1'), 'm1');
   assert.equal(handoffTarget(o, 'm9'), null);
 });
 
 test('the hand-off avoids a pod the kubelet does not report Ready (the Service would be empty)', () => {
-  const o = obs('m0', { members: [member('m1', { lsn: 20n, ready: false }), member('m2', { lsn: 10n, ready: true })] });
+  const o = view('m0', { members: [member('m1', { lsn: 20n, ready: false }), member('m2', { lsn: 10n, ready: true })] });
   assert.equal(handoffTarget(o, null), 'm2');
   assert.equal(handoffTarget(o, 'm1'), 'm1', 'an explicit target is honoured');
 });
 
 test('rolling update: the hand-off prefers a member already on the new revision', () => {
-  const o = obs('m0', { revision: 'old', members: [member('m1', { lsn: 20n, revision: 'old' }), member('m2', { lsn: 10n, revision: 'new' })] });
+  const o = view('m0', { revision: 'old', members: [member('m1', { lsn: 20n, revision: 'old' }), member('m2', { lsn: 10n, revision: 'new' })] });
   assert.equal(handoffTarget(o, null), 'm2');
   assert.equal(handoffTarget({ ...o, revision: null }, null), 'm1');
 });
 
 test('candidacy reasons name the blocker', () => {
-  assert.match(candidacy(obs('m1', { pg: { ...pgReplica, accepting: false } })).reason, /not accepting/);
-  assert.match(candidacy(obs('m1', { pg: pgPrimary })).reason, /not a replica/);
+  assert.match(candidacy(view('m1', { pg: { ...pgReplica, accepting: false } })).reason, /not accepting/);
+  assert.match(candidacy(view('m1', { pg: pgPrimary })).reason, /not a replica/);
 });
 

@@ -1,0 +1,254 @@
+// The executor: performs one action the core decided, checks the precondition the action carries
+// (never re-decides), and reports the outcome to the core's memory.
+import type { Action, Observation } from '../core/types.js';
+import { memberSlotName, type DynamicConf } from '../core/render.js';
+import { parseLsn } from '../core/lsn.js';
+import { KubeError } from './kube.js';
+import { readControlData } from './controldata.js';
+import { microTime, leaseAt, writeLease, LEASE_ANNOTATIONS as A } from './lease.js';
+import { failsafeRound, releaseFailsafe } from './failsafe.js';
+import { membersFromPods } from './observe.js';
+import { publish } from './publish.js';
+import { ROLE_LABEL, REINIT_ANNOTATION, errMsg, record, setInit, type State } from './state.js';
+
+/** Thrown when an action's precondition no longer holds: later actions of the tick are skipped. */
+export class Stale extends Error {}
+
+export const dyn = (st: State, primary: { host: string; port: number } | null, sync: { names: string[]; count: number } = { names: [], count: 1 }): DynamicConf => ({
+  primary,
+  slotName: primary ? memberSlotName(st.cfg.podName) : null,
+  syncStandbyNames: sync.names.length ? `ANY ${sync.count} (${sync.names.map((n) => `"${n}"`).join(', ')})` : '',
+  applicationName: st.cfg.podName,
+});
+
+export async function demote(st: State, why: string): Promise<void> {
+  st.log.warn('demoting: stopping postgres immediately', { why });
+  try { await st.pg.stop('immediate'); } catch (e) { st.log.error('stop failed', { error: errMsg(e) }); }
+  st.following = null;
+  st.sync = { names: [], count: 1 };
+  record(st, { type: 'demoted' });
+  releaseFailsafe(st);
+  void publish(st, true);
+  void st.kube.event('Pod', st.cfg.podName, 'Demoted', `${st.cfg.podName} stopped being primary: ${why}`, 'Warning');
+}
+
+async function startAs(st: State, as: 'primary' | 'replica', follow: { name: string; host: string; port: number } | null, sync = { names: [] as string[], count: 1 }) {
+  await st.pg.writeConfig(dyn(st, as === 'replica' ? follow : null, as === 'primary' ? sync : undefined));
+  st.following = as === 'replica' ? follow?.name ?? null : null;
+  st.sync = as === 'primary' ? sync : { names: [], count: 1 };
+  await st.pg.setStandby(as === 'replica');
+  try {
+    await st.pg.start();
+  } catch (e) {
+    record(st, { type: 'start_failed', atMs: st.now() });
+    throw e;
+  }
+  record(st, { type: 'started', as });
+}
+
+/**
+ * Planned hand-off: stop postgres cleanly (final checkpoint), wait until the target received it,
+ * then give it the lease. Any doubt aborts and leaves postgres stopped: the next tick decides
+ * (it restarts us as primary only after confirming the lease with a conditional write).
+ */
+async function handoff(st: State, to: string, ifResourceVersion: string): Promise<void> {
+  const base = leaseAt(st, ifResourceVersion);
+  const member = membersFromPods(st).find((m) => m.name === to);
+  if (!base || !member) throw new Stale(`hand-off to ${to}: the lease changed or ${to} is gone since the decision`);
+  const t0 = st.now();
+  st.log.info('hand-off: stopping postgres for a final checkpoint', { to });
+  await st.pg.stop('fast');
+  const cd = await readControlData(st.cfg.binDir, st.cfg.dataDir);
+  // Only a clean shutdown wrote a final checkpoint; after an escalation (the watchdog, a timeout)
+  // the last checkpoint is an older one and comparing against it would let a lagging target pass.
+  const clean = cd.state === 'shut down';
+  const want = clean && cd.checkpointLsn ? parseLsn(cd.checkpointLsn) : null;
+  let caughtUp = false;
+  while (want !== null && st.now() - t0 < 5_000) {
+    const s = await st.fetchStatus(member.apiUrl, 500);
+    const got = s?.receivedLsn ? parseLsn(s.receivedLsn) : null;
+    if (got !== null && got > want) { caughtUp = true; break; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const clearSwitchover = async () => {
+    const cur = st.lease;
+    if (cur && cur.spec.holderIdentity === st.cfg.podName) {
+      await writeLease(st, cur, { holder: st.cfg.podName, transition: false, annotations: { [A.switchoverTo]: null } }, cur.metadata.resourceVersion ?? '');
+    }
+  };
+  if (!caughtUp) {
+    st.log.warn(clean ? 'hand-off aborted: the target did not receive the final checkpoint in time' : `hand-off aborted: postgres did not shut down cleanly (${cd.state})`, { to, checkpoint: cd.checkpointLsn });
+    await clearSwitchover();
+    return;
+  }
+  const cur = st.lease;
+  const ok = cur ? await writeLease(st, cur, { holder: to, transition: true, annotations: { [A.switchoverTo]: null, [A.syncStandbys]: null, [A.syncCount]: null } }, cur.metadata.resourceVersion ?? '') : false;
+  if (!ok) {
+    st.log.warn('hand-off aborted: the lease write failed; postgres stays stopped until the next tick decides', { to });
+    return;
+  }
+  record(st, { type: 'handed_off' });
+  releaseFailsafe(st);
+  st.log.info('hand-off: lease given', { to, ms: st.now() - t0 });
+  void st.kube.event('Lease', st.leaseName, 'Switchover', `${st.cfg.podName} handed the primary role to ${to} in ${st.now() - t0} ms`);
+  void publish(st, true);
+}
+
+export async function perform(st: State, a: Action, o: Observation): Promise<void> {
+  const { cfg, log, kube, pg } = st;
+  switch (a.type) {
+    case 'wipe':
+      await pg.wipe();
+      record(st, { type: 'wiped' });
+      return;
+    case 'acquire_init':
+      try {
+        if (st.init) {
+          // take-over of an abandoned claim: conditional on the resourceVersion we saw
+          setInit(st, await kube.updateLease({ ...st.init, spec: { ...st.init.spec, holderIdentity: cfg.podName, acquireTime: microTime() } }));
+          log.warn('took over the init lease from a member that is gone', { previous: st.init.spec.holderIdentity });
+        } else {
+          setInit(st, await kube.createLease({ metadata: { name: st.initName }, spec: { holderIdentity: cfg.podName, leaseDurationSeconds: Math.ceil(cfg.leaseMs / 1000), acquireTime: microTime() } }));
+          log.info('won the init lease: this member bootstraps the cluster');
+        }
+      } catch (e) {
+        if (e instanceof KubeError && e.conflict) { setInit(st, await kube.getLease(st.initName)); return; }
+        throw e;
+      }
+      return;
+    case 'bootstrap': {
+      log.info('bootstrap: initdb');
+      await pg.initdb();
+      await startAs(st, 'primary', null);
+      await pg.bootstrapSql();
+      const cur = st.init ?? (await kube.getLease(st.initName));
+      if (!cur) throw new Error('init lease vanished during bootstrap');
+      setInit(st, await kube.updateLease({ ...cur, metadata: { ...cur.metadata, annotations: { ...(cur.metadata.annotations ?? {}), [A.initialized]: 'true' } } }));
+      log.info('bootstrap done');
+      void kube.event('Lease', st.initName, 'Initialized', `${cfg.podName} initialized the cluster`);
+      return;
+    }
+    case 'clone':
+      log.info('cloning with pg_basebackup', { from: a.from.name });
+      await pg.basebackup(a.from, (pct) => log.info('basebackup progress', { percent: pct }));
+      await startAs(st, 'replica', a.from);
+      return;
+    case 'start':
+      await startAs(st, a.as, a.follow, a.sync);
+      return;
+    case 'follow':
+      if (await pg.writeConfig(dyn(st, a.from))) await pg.reload();
+      st.following = a.from?.name ?? null;
+      return;
+    case 'rewind': {
+      if (pg.isRunning()) await pg.stop('fast');
+      const r: unknown = await pg.rewind(a.from);
+      const outcome = typeof r === 'boolean' ? (r ? 'done' : 'failed') : (r as { outcome: 'done' | 'unreachable' | 'failed' }).outcome;
+      record(st, { type: 'rewound', outcome });
+      if (outcome !== 'done') { log.warn(`pg_rewind ${outcome === 'unreachable' ? 'could not reach its source' : 'failed'}`, { from: a.from.name, failures: st.memory.rewindFailures }); return; }
+      await startAs(st, 'replica', a.from);
+      void kube.event('Pod', cfg.podName, 'Rejoined', `${cfg.podName} rewound and follows ${a.from.name}`);
+      return;
+    }
+    case 'reinit':
+      if (pg.isRunning()) await pg.stop('immediate');
+      await pg.wipe();
+      record(st, { type: 'wiped' });
+      if (st.pods.get(cfg.podName)?.metadata.annotations?.[REINIT_ANNOTATION]) await kube.patchPod(cfg.podName, { annotations: { [REINIT_ANNOTATION]: null } });
+      return;
+    case 'take_lease': {
+      const base = leaseAt(st, a.ifResourceVersion);
+      if (base === undefined) throw new Stale('take-over: the lease changed since the decision');
+      // A promise given to the primary (failsafe) after this tick observed wins over the take-over.
+      if (a.failover && st.memory.failsafePromise) throw new Stale('not taking the lease: we just confirmed the primary (failsafe)');
+      const ann: Record<string, string | null> = { [A.switchoverTo]: null };
+      if (a.failover) {
+        ann[A.failovers] = String((Number(base?.metadata.annotations?.[A.failovers] ?? 0) || 0) + 1);
+        ann[A.syncStandbys] = cfg.syncMode !== 'off' ? '' : null;
+        ann[A.syncCount] = null;
+      }
+      st.takeoverInFlight = true;
+      let ok = false;
+      try { ok = await writeLease(st, base, { holder: cfg.podName, transition: true, annotations: ann }, a.ifResourceVersion, a.failover); } finally { st.takeoverInFlight = false; }
+      if (!ok) throw new Stale('the take-over write did not succeed');
+      log.info(a.failover ? 'took the lease (failover)' : 'took the lease', { previous: base?.spec.holderIdentity ?? null });
+      if (a.failover) void kube.event('Lease', st.leaseName, 'Failover', `${cfg.podName} took the lease from ${base?.spec.holderIdentity ?? 'nobody'}`, 'Warning');
+      return;
+    }
+    case 'renew_lease': {
+      const base = st.lease && st.lease.metadata.resourceVersion === a.ifResourceVersion ? st.lease : null;
+      if (!base) throw new Stale('renew: the lease changed since the decision');
+      const ann: Record<string, string | null> = {};
+      if (a.record) { ann[A.syncStandbys] = a.record.syncStandbys.join(','); ann[A.syncCount] = String(a.record.syncCount); }
+      if (a.stamp?.timeline !== undefined) ann[A.timeline] = String(a.stamp.timeline);
+      if (a.stamp?.systemId !== undefined) ann[A.systemId] = a.stamp.systemId;
+      // Throws on failure: actions after a renew (start as primary, promote) must not run.
+      if (!(await writeLease(st, base, { holder: cfg.podName, transition: false, annotations: ann }, a.ifResourceVersion))) throw new Stale('lease renew failed');
+      return;
+    }
+    case 'release_lease': {
+      const base = leaseAt(st, a.ifResourceVersion);
+      if (!base) throw new Stale('release: the lease changed since the decision');
+      log.warn('giving up the lease', { why: a.why });
+      if (await writeLease(st, base, { holder: null, transition: true, annotations: { [A.switchoverTo]: null } }, a.ifResourceVersion)) {
+        void kube.event('Lease', st.leaseName, 'Released', `${cfg.podName} gave up the lease: ${a.why}`, 'Warning');
+      }
+      return;
+    }
+    case 'clear_switchover': {
+      const base = leaseAt(st, a.ifResourceVersion);
+      if (base) await writeLease(st, base, { holder: base.spec.holderIdentity ?? cfg.podName, transition: false, annotations: { [A.switchoverTo]: null } }, a.ifResourceVersion);
+      return;
+    }
+    case 'handoff':
+      await handoff(st, a.to, a.ifResourceVersion);
+      return;
+    case 'demote':
+      await demote(st, a.why);
+      return;
+    case 'unlabel':
+      for (const p of a.pods) {
+        await kube.patchPod(p, { labels: { [ROLE_LABEL]: 'unknown' } }, 1_000);
+        log.info('took the primary label off', { pod: p });
+      }
+      return;
+    case 'promote': {
+      const rv = st.lease?.metadata.resourceVersion;
+      if (st.lease?.spec.holderIdentity !== cfg.podName || (rv !== a.leaseVersion && rv !== st.memory.lastWrittenRv)) throw new Stale('promote: the lease is no longer the one we confirmed');
+      const t0 = st.now();
+      await pg.promote();
+      st.following = null;
+      st.sync = { names: [], count: 1 };
+      record(st, { type: 'promoted' });
+      log.info('promoted', { ms: st.now() - t0 });
+      await publish(st, true);
+      void kube.event('Pod', cfg.podName, 'Promoted', `${cfg.podName} is the primary`);
+      return;
+    }
+    case 'set_sync':
+      if (await pg.writeConfig(dyn(st, null, { names: a.names, count: a.count }))) await pg.reload();
+      st.sync = { names: a.names, count: a.count };
+      record(st, { type: 'sync_applied', names: a.names, count: a.count });
+      log.info('synchronous standbys set', { names: a.names, count: a.count });
+      return;
+    case 'manage_slots':
+      await pg.ensureSlots(a.keep);
+      await pg.dropSlotsExcept(a.keep);
+      log.info('replication slots', { keep: a.keep });
+      return;
+    case 'probe_members':
+      return;
+    case 'evict_pod':
+      log.info('rolling update: evicting a pod so its StatefulSet recreates it on the new revision', { pod: a.pod });
+      void kube.event('Pod', a.pod, 'RollingUpdate', `${cfg.podName} restarts ${a.pod} on revision ${o.updateRevision}`);
+      await kube.evictPod(a.pod, 2_000);
+      return;
+    case 'failsafe':
+      await failsafeRound(st);
+      return;
+    case 'stop':
+      if (pg.isRunning()) await pg.stop('fast');
+      st.terminated = true;
+      return;
+  }
+}

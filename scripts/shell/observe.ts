@@ -1,0 +1,167 @@
+// Observation: postgres, the Lease, the member pods → one immutable snapshot for the core.
+// Everything read from outside passes the core's validators (core/wire.ts) here, once.
+import { promises as fsp } from 'node:fs';
+import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
+import { parseLease, parseMemberStatus, LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
+import { parseLsn } from '../core/lsn.js';
+import type { Pod } from './kube.js';
+import type { PgStatus } from './postgres.js';
+import { readControlData } from './controldata.js';
+import { ROLE_LABEL, REINIT_ANNOTATION, STATUS_ANNOTATION, setInit, setLease, type State } from './state.js';
+
+/** The kubelet's Ready condition; null when no kubelet reports on the pod (no conditions at all). */
+function podReady(pod: Pod | undefined): boolean | null {
+  const c = pod?.status?.conditions?.find((x) => x.type === 'Ready');
+  return c ? c.status === 'True' : null;
+}
+
+export function leaseView(st: State, l: typeof st.lease = st.lease): LeaseView | null | undefined {
+  if (l === undefined) return undefined;
+  if (l === null) return null;
+  return parseLease(l, st.now() - st.leaseChangedAt);
+}
+
+function initView(st: State): InitView | null | undefined {
+  if (st.init === undefined) return undefined;
+  if (st.init === null) return null;
+  return { holder: st.init.spec.holderIdentity || null, initialized: st.init.metadata.annotations?.[A.initialized] === 'true', unchangedForMs: st.now() - st.initChangedAt };
+}
+
+export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boolean): MemberView {
+  return {
+    name: s.name, host: s.host, port: s.port, apiUrl: s.apiUrl, role: s.role, healthy: s.healthy,
+    inRecovery: s.inRecovery, streaming: s.streaming, timeline: s.timeline,
+    lsn: s.lsn ? parseLsn(s.lsn) : null,
+    nofailover: s.nofailover, fresh,
+    labelledPrimary: pod?.metadata.labels?.[ROLE_LABEL] === 'primary',
+    reinitRequested: !!pod?.metadata.annotations?.[REINIT_ANNOTATION],
+    revision: pod?.metadata.labels?.['controller-revision-hash'] ?? null,
+    systemId: s.systemId ?? null,
+    ready: podReady(pod),
+  };
+}
+
+/** A member's published status from its pod annotation (validated), or null. */
+export function publishedStatus(pod: Pod | undefined): MemberStatus | null {
+  const raw = pod?.metadata.annotations?.[STATUS_ANNOTATION];
+  if (!raw) return null;
+  try { return parseMemberStatus(JSON.parse(raw)); } catch { return null; }
+}
+
+export function membersFromPods(st: State): MemberView[] {
+  const out: MemberView[] = [];
+  for (const [name, pod] of st.pods) {
+    if (name === st.cfg.podName) continue;
+    const s = publishedStatus(pod);
+    const host = s?.host ?? pod.status?.podIP ?? '';
+    const base: MemberStatus = s ?? {
+      name, role: 'unknown', host, port: st.cfg.pgPort, apiUrl: `http://${host}:${st.cfg.apiPort}`, timeline: null, lsn: null,
+      receivedLsn: null, replayedLsn: null, lagBytes: null, healthy: false, inRecovery: null, streaming: false,
+      nofailover: false, syncStandby: false, systemId: null, updatedAt: '',
+    };
+    const view = viewFromStatus({ ...base, name }, pod, false);
+    // A pod being deleted is on its way out, whatever its last annotation said.
+    out.push(pod.metadata.deletionTimestamp ? { ...view, healthy: false } : view);
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Line 8 of postmaster.pid: what the postmaster says it is doing, without a connection. */
+async function serverState(dataDir: string): Promise<PgView['serverState']> {
+  try {
+    const line = (await fsp.readFile(`${dataDir}/postmaster.pid`, 'utf8')).split('\n')[7]?.trim();
+    return line === 'starting' || line === 'stopping' || line === 'ready' || line === 'standby' ? line : null;
+  } catch {
+    return null;
+  }
+}
+
+async function pgView(st: State, s: PgStatus, running: boolean, systemId: string | null): Promise<PgView> {
+  const lsnStr = s.inRecovery ? s.receivedLsn ?? s.replayedLsn : s.currentLsn;
+  let slots: string[] | null = null;
+  const withSlots = s as PgStatus & { slots?: { name: string }[] };
+  if (running && s.inRecovery === false) {
+    if (withSlots.slots) slots = withSlots.slots.map((x) => x.name);
+    else slots = await st.pg.query("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
+      .then((rows) => (rows as { slot_name: string }[]).map((r) => r.slot_name)).catch(() => null);
+  }
+  return {
+    running,
+    serverState: running ? await serverState(st.cfg.dataDir) : null,
+    accepting: s.accepting,
+    inRecovery: s.inRecovery,
+    timeline: s.timeline,
+    lsn: lsnStr ? parseLsn(lsnStr) : null,
+    streaming: s.streaming,
+    following: st.following,
+    syncNames: st.sync.names,
+    syncCount: st.sync.count,
+    streamingReplicas: s.replicas.filter((r) => r.state === 'streaming').map((r) => r.applicationName),
+    replicaFlush: s.replicas.map((r) => ({ name: r.applicationName, lsn: r.flushLsn ? parseLsn(r.flushLsn) : null })),
+    slots,
+    systemId,
+  };
+}
+
+/** The update revision, when our StatefulSet updates OnDelete and some member is not on it yet. */
+function pendingUpdate(st: State): string | null {
+  const target = st.sts?.status?.updateRevision;
+  if (!target || st.sts?.spec?.updateStrategy?.type !== 'OnDelete') return null;
+  const revisions = [...st.pods.values()].map((p) => p.metadata.labels?.['controller-revision-hash'] ?? null);
+  return revisions.some((r) => r !== null && r !== target) ? target : null;
+}
+
+export async function observe(st: State): Promise<Observation> {
+  const { cfg, pg, kube } = st;
+  const s = await pg.status();
+  st.lastPg = s;
+  const running = pg.isRunning() || s.running;
+  let dataDir: DataDirState = 'valid';
+  let controlRole: ControlRole = 'unknown';
+  let systemId = s.systemIdentifier;
+  if (!running) {
+    dataDir = await pg.dataDirState();
+    if (dataDir === 'valid') {
+      const cd = await readControlData(cfg.binDir, cfg.dataDir);
+      controlRole = cd.role;
+      systemId = cd.systemId;
+    }
+  }
+  // Without a working watch, read the lease directly (bounded) so decisions never rest on a stale view.
+  if (!st.leaseInformerOk) {
+    try { setLease(st, await kube.getLease(st.leaseName, 1_000)); } catch { st.leaseUnreadable = true; }
+  }
+  // The init lease matters only until the cluster is initialized: read it while it is not.
+  if (!running && dataDir !== 'valid' && st.init?.metadata.annotations?.[A.initialized] !== 'true') {
+    try { setInit(st, await kube.getLease(st.initName, 1_000)); } catch { st.init = undefined; }
+  }
+  const self = st.pods.get(cfg.podName);
+  const lease = st.leaseUnreadable ? undefined : leaseView(st);
+  return {
+    nowMs: st.now(),
+    self: cfg.podName,
+    settings: { leaseMs: cfg.leaseMs, renewMs: cfg.renewMs, renewDeadlineMs: cfg.renewDeadlineMs, maxLagBytes: cfg.maxLagBytes, syncMode: cfg.syncMode, syncCount: cfg.syncCount, nofailover: cfg.nofailover, failsafe: cfg.failsafe },
+    dataDir,
+    controlRole,
+    pg: await pgView(st, s, running, systemId),
+    lease,
+    ...(lease === undefined ? { lastKnownLease: leaseView(st) ?? null } : {}),
+    init: initView(st),
+    members: membersFromPods(st),
+    terminating: st.terminating,
+    reinitRequested: !!self?.metadata.annotations?.[REINIT_ANNOTATION],
+    revision: self?.metadata.labels?.['controller-revision-hash'] ?? null,
+    updateRevision: pendingUpdate(st),
+    expectedMembers: st.sts?.spec?.replicas ?? null,
+  };
+}
+
+/** Fresh views of the other members from their HTTP API (a failover is judged on these, never on annotations). */
+export async function probeMembers(st: State, o: Observation): Promise<Observation> {
+  const fresh = await Promise.all(o.members.map(async (m) => {
+    const s = await st.fetchStatus(m.apiUrl, 400);
+    if (!s) return { ...m, fresh: true, healthy: false, inRecovery: null, lsn: null };
+    return viewFromStatus({ ...s, name: m.name }, st.pods.get(m.name), true);
+  }));
+  return { ...o, members: fresh };
+}

@@ -1,0 +1,140 @@
+// What a member says about itself: its role label and status annotation on its own pod, GET
+// /status and /metrics. Served from the last observation; nothing here opens a connection to
+// postgres or decides anything.
+import type { Role } from '../core/types.js';
+import { parseLsn, formatLsn } from '../core/lsn.js';
+import { mayStayWritable } from '../core/safety.js';
+import { LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
+import { leaseView, membersFromPods } from './observe.js';
+import { ROLE_LABEL, STATUS_ANNOTATION, errMsg, type State } from './state.js';
+
+/** How often a member republishes its annotation when only its WAL position moved. */
+const LSN_PUBLISH_MS = 120_000;
+
+export function myRole(st: State): Role {
+  const s = st.lastPg;
+  if (!s?.running || !s.accepting) return 'unknown';
+  if (s.inRecovery === false) {
+    const ours = st.lease?.spec.holderIdentity === st.cfg.podName;
+    return ours && mayStayWritable(st.memory, st.cfg, st.now()).ok ? 'primary' : 'unknown';
+  }
+  if (s.inRecovery === true) return 'replica';
+  return 'unknown';
+}
+
+export function myStatus(st: State): MemberStatus {
+  const s = st.lastPg;
+  const lsn = s ? (s.inRecovery ? s.receivedLsn ?? s.replayedLsn : s.currentLsn) : null;
+  let lag: number | null = null;
+  if (s?.inRecovery && s.receivedLsn && s.replayedLsn) lag = Number(parseLsn(s.receivedLsn) - parseLsn(s.replayedLsn));
+  if (s?.inRecovery) {
+    // Behind the primary: its WAL end as our sender last reported it; without a stream, its published position.
+    const holder = membersFromPods(st).find((m) => m.name === st.lease?.spec.holderIdentity);
+    const upstream = s.streaming && s.upstreamLsn ? parseLsn(s.upstreamLsn) : holder?.lsn ?? null;
+    const mine = s.replayedLsn ?? lsn;
+    if (upstream !== null && mine) lag = Math.max(0, Number(upstream - parseLsn(mine)));
+  }
+  return {
+    name: st.cfg.podName,
+    role: myRole(st),
+    host: st.cfg.podIp,
+    port: st.cfg.pgPort,
+    apiUrl: st.apiUrl,
+    timeline: s?.timeline ?? null,
+    lsn: lsn ? formatLsn(parseLsn(lsn)) : null,
+    receivedLsn: s?.receivedLsn ?? null,
+    replayedLsn: s?.replayedLsn ?? null,
+    lagBytes: lag,
+    healthy: !!s?.accepting,
+    inRecovery: s?.inRecovery ?? null,
+    streaming: !!s?.streaming,
+    nofailover: st.cfg.nofailover,
+    syncStandby: (st.lease?.metadata.annotations?.[A.syncStandbys] ?? '').split(',').includes(st.cfg.podName),
+    systemId: s?.systemIdentifier ?? null,
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+export async function publish(st: State, force = false): Promise<void> {
+  const s = myStatus(st);
+  const { updatedAt: _u, lsn: _l, receivedLsn: _r, replayedLsn: _p, lagBytes: _g, ...stable } = s;
+  const key = JSON.stringify(stable);
+  const last = st.published;
+  const lsnMoved = s.lsn !== last.lsn;
+  // Stable fields change → publish now; only the WAL position moved → at most every 2 minutes
+  // (it is informational: failover candidates ask each other's /status for fresh positions).
+  if (!force && key === last.key && !(lsnMoved && Date.now() - last.at > LSN_PUBLISH_MS) && last.label === s.role) return;
+  try {
+    await st.kube.patchPod(st.cfg.podName, { labels: { [ROLE_LABEL]: s.role }, annotations: { [STATUS_ANNOTATION]: JSON.stringify(s) } }, 1_000);
+    if (last.label !== s.role) st.log.info('role label set', { role: s.role });
+    st.published = { key, at: Date.now(), lsn: s.lsn, label: s.role };
+  } catch (e) {
+    st.log.warn('could not publish our state on our pod', { error: errMsg(e) });
+  }
+}
+
+export interface StatusSnapshot {
+  member: MemberStatus;
+  leader: string | null;
+  leaseHolder: string | null;
+  leaseAgeMs: number | null;
+  paused: boolean;
+  failovers: number;
+  syncStandbys: string[] | null;
+  reason: string;
+  actions: string[];
+  decidedAt: string;
+  members: MemberStatus[];
+  kubeRequests: Record<string, number>;
+  /** values on the lease that failed validation (no failover while any is listed) */
+  leaseProblems: string[];
+}
+
+export function snapshot(st: State): StatusSnapshot {
+  const lv = leaseView(st);
+  return {
+    member: myStatus(st),
+    leader: lv?.holder && lv.unchangedForMs < Math.max(st.cfg.leaseMs, lv.durationMs ?? 0) ? lv.holder : null,
+    leaseHolder: lv?.holder ?? null,
+    leaseAgeMs: lv ? lv.unchangedForMs : null,
+    paused: !!lv?.paused,
+    failovers: lv?.failovers ?? 0,
+    syncStandbys: lv?.syncStandbys ?? null,
+    reason: st.lastDecision.reason,
+    actions: st.lastDecision.actions.map((a) => a.type),
+    decidedAt: st.lastDecisionAt.toISOString(),
+    members: [...st.pods.entries()].filter(([n]) => n !== st.cfg.podName).map(([n, p]) => {
+      const raw = p.metadata.annotations?.[STATUS_ANNOTATION];
+      try { return raw ? ({ ...(JSON.parse(raw) as MemberStatus), name: n }) : null; } catch { return null; }
+    }).filter((m): m is MemberStatus => !!m),
+    kubeRequests: { ...st.kube.counts },
+    leaseProblems: lv?.problems ?? [],
+  };
+}
+
+export function metrics(st: State): string {
+  const s = myStatus(st);
+  const lv = leaseView(st);
+  const slots = (st.lastPg as { slots?: { name: string; walStatus: string | null }[] } | null)?.slots ?? [];
+  const lines = [
+    '# HELP pga_role Role of this member (1 for the current role).', '# TYPE pga_role gauge',
+    ...(['primary', 'replica', 'unknown'] as const).map((r) => `pga_role{role="${r}"} ${s.role === r ? 1 : 0}`),
+    '# HELP pga_lag_bytes Replication lag of this member in bytes (0 on the primary).', '# TYPE pga_lag_bytes gauge',
+    `pga_lag_bytes ${s.role === 'primary' ? 0 : s.lagBytes ?? -1}`,
+    '# HELP pga_lease_holder 1 when this member holds the leader lease.', '# TYPE pga_lease_holder gauge',
+    `pga_lease_holder ${lv?.holder === st.cfg.podName ? 1 : 0}`,
+    '# HELP pga_failovers_total Failovers recorded on the leader lease.', '# TYPE pga_failovers_total counter',
+    `pga_failovers_total ${lv?.failovers ?? 0}`,
+    '# HELP pga_timeline Timeline of this member.', '# TYPE pga_timeline gauge',
+    `pga_timeline ${s.timeline ?? 0}`,
+    '# HELP pga_postgres_up 1 when postgres accepts connections.', '# TYPE pga_postgres_up gauge',
+    `pga_postgres_up ${s.healthy ? 1 : 0}`,
+    '# HELP pga_lease_problems Values on the leader lease that failed validation (no failover while > 0).', '# TYPE pga_lease_problems gauge',
+    `pga_lease_problems ${lv?.problems.length ?? 0}`,
+    '# HELP pga_replication_slots_lost Replication slots invalidated by max_slot_wal_keep_size (their member must re-clone).', '# TYPE pga_replication_slots_lost gauge',
+    `pga_replication_slots_lost ${slots.filter((x) => x.walStatus === 'lost').length}`,
+    '# HELP pga_kube_requests_total Requests this member sent to the Kubernetes API.', '# TYPE pga_kube_requests_total counter',
+    ...Object.entries(st.kube.counts).map(([v, n]) => `pga_kube_requests_total{verb="${v}"} ${n}`),
+  ];
+  return lines.join('\n') + '\n';
+}

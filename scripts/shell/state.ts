@@ -1,0 +1,110 @@
+// The autopilot shell's state: caches of what it watches (Lease, pods, StatefulSet, postgres) and
+// the core's memory, which only the core changes (`remember`, `decide`). One object, passed to the
+// shell's modules (observe, act, lease, publish, failsafe) so that none of them hides state.
+import type { Config } from '../core/config.js';
+import type { Decision, Memory, Outcome, Role } from '../core/types.js';
+import { initialMemory, remember } from '../core/memory.js';
+import { watchdog } from '../core/safety.js';
+import type { MemberStatus } from '../core/wire.js';
+import type { Logger } from './log.js';
+import type { Postgres, PgStatus } from './postgres.js';
+import type { Kube, Lease, Pod, StatefulSet } from './kube.js';
+
+export const ROLE_LABEL = 'pg-autopilot.io/role';
+export const STATUS_ANNOTATION = 'pg-autopilot.io/status';
+export const REINIT_ANNOTATION = 'pg-autopilot.io/reinit';
+
+export type FetchStatus = (apiUrl: string, timeoutMs: number) => Promise<MemberStatus | null>;
+
+export interface State {
+  readonly cfg: Config;
+  readonly log: Logger;
+  readonly kube: Kube;
+  readonly pg: Postgres;
+  readonly now: () => number;
+  readonly fetchStatus: FetchStatus;
+  readonly leaseName: string;
+  readonly initName: string;
+  readonly apiUrl: string;
+
+  /** the leader Lease as last seen (undefined = never read); leaseUnreadable: the last direct read failed */
+  lease: Lease | null | undefined;
+  leaseKey: string;
+  leaseChangedAt: number;
+  leaseInformerOk: boolean;
+  leaseUnreadable: boolean;
+  init: Lease | null | undefined;
+  initKey: string;
+  initChangedAt: number;
+  pods: Map<string, Pod>;
+  sts: StatefulSet | null;
+
+  memory: Memory;
+  lastPg: PgStatus | null;
+  /** what we rendered into postgresql.conf: whom we follow, which standbys we wait for */
+  following: string | null;
+  sync: { names: string[]; count: number };
+  takeoverInFlight: boolean;
+  terminating: boolean;
+  terminated: boolean;
+  lastDecision: Decision;
+  lastDecisionAt: Date;
+  lastTickAt: number;
+  watchdogTimer: NodeJS.Timeout | null;
+  /** what we last published on our pod */
+  published: { key: string; at: number; lsn: string | null; label: Role | null };
+  /** set by the loop: stop postgres now (the watchdog) */
+  onWatchdog: (reason: string) => void;
+}
+
+export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, now: () => number, fetchStatus: FetchStatus): State {
+  return {
+    cfg, log, kube, pg, now, fetchStatus,
+    leaseName: `${cfg.clusterName}-leader`,
+    initName: `${cfg.clusterName}-init`,
+    apiUrl: `http://${cfg.podIp.includes(':') ? `[${cfg.podIp}]` : cfg.podIp}:${cfg.apiPort}`,
+    lease: undefined, leaseKey: '', leaseChangedAt: now(), leaseInformerOk: false, leaseUnreadable: false,
+    init: undefined, initKey: '', initChangedAt: now(),
+    pods: new Map(), sts: null,
+    memory: initialMemory(),
+    lastPg: null, following: null, sync: { names: [], count: 1 },
+    takeoverInFlight: false, terminating: false, terminated: false,
+    lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
+    watchdogTimer: null,
+    published: { key: '', at: 0, lsn: null, label: null },
+    onWatchdog: () => undefined,
+  };
+}
+
+/** Every lease change we see, by OUR monotonic clock: expiry is judged from here, never from the holder's timestamps. */
+export function setLease(st: State, l: Lease | null): void {
+  st.leaseUnreadable = false;
+  const key = l ? `${l.spec.holderIdentity ?? ''}|${l.spec.renewTime ?? ''}|${l.metadata.resourceVersion ?? ''}` : 'none';
+  if (key !== st.leaseKey) { st.leaseKey = key; st.leaseChangedAt = st.now(); }
+  st.lease = l;
+}
+
+export function setInit(st: State, l: Lease | null): void {
+  const key = l ? `${l.spec.holderIdentity ?? ''}|${l.metadata.annotations?.['pg-autopilot.io/initialized'] ?? ''}|${l.metadata.resourceVersion ?? ''}` : 'none';
+  if (key !== st.initKey) { st.initKey = key; st.initChangedAt = st.now(); }
+  st.init = l;
+}
+
+/** Fold an action's result into the core's memory, then re-arm the watchdog on the new memory. */
+export function record(st: State, e: Outcome): void {
+  st.memory = remember(st.memory, e, st.cfg.podName);
+  armWatchdog(st);
+}
+
+/** The watchdog: a timer independent of the tick; the rule is the core's (safety.ts). */
+export function armWatchdog(st: State): void {
+  if (st.watchdogTimer) clearTimeout(st.watchdogTimer);
+  st.watchdogTimer = null;
+  if (st.terminated) return;
+  const v = watchdog(st.memory, st.pg.isRunning(), st.cfg, st.now());
+  if (v.stop) { st.onWatchdog(v.reason); return; }
+  if (v.checkAgainInMs === null) return;
+  st.watchdogTimer = setTimeout(() => { st.watchdogTimer = null; armWatchdog(st); }, v.checkAgainInMs + 1);
+}
+
+export const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
