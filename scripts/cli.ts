@@ -15,7 +15,8 @@ commands:
   status [--json]           members, roles, lag, timeline and the lease holder
   switchover [--to MEMBER]  hand the primary role to MEMBER (default: the most caught-up replica)
   reinit MEMBER             make a replica wipe its data and clone again from the primary
-  pause                     maintenance: the autopilot acts on nothing (no failover, no demotion)
+  pause                     maintenance: no failover, switchover, rolling update, rewind or re-clone
+                            (a primary that loses its lease still stops: safety is never paused)
   resume                    end maintenance
   help                      this text
 

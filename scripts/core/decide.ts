@@ -78,11 +78,15 @@ function replicaTick(o: Observation, m: Memory): Decision {
     // (a member cut off from the API keeps its last view), and the conditional write settles it.
     const confirmed = m.confirmedAtMs !== null && now - m.confirmedAtMs < s.renewMs && m.lastWrittenRv === lease.resourceVersion;
     const others = labelledOthers(o);
+    // Under a synchronous record (we restart as the same primary), wait for the recorded set from
+    // the first commit on: the record promises every acknowledged commit is on it.
+    const set = s.syncMode !== 'off' ? lease.syncStandbys ?? [] : [];
+    const sync = set.length ? { names: set, count: lease.syncCount } : undefined;
     return act(m,
       `${confirmed ? 'we hold the lease' : 'the lease names us: confirming it with a conditional write'}${others.length ? `, taking the primary label off ${others.join(', ')}` : ''}, then promoting`,
       ...(confirmed ? [] : [{ type: 'renew_lease', ifResourceVersion: lease.resourceVersion } as Action]),
       ...(others.length ? [{ type: 'unlabel', pods: others } as Action] : []),
-      { type: 'promote', leaseVersion: lease.resourceVersion },
+      { type: 'promote', leaseVersion: lease.resourceVersion, ...(sync ? { sync } : {}) },
     );
   }
   const lead = leader(o);
@@ -144,12 +148,11 @@ function stoppedTick(o: Observation, m: Memory): Decision {
       const why = alien ?? `postgres failed to start ${m.startFailures} times`;
       return act(m, `${why}: giving up the lease so another member takes over`, { type: 'release_lease', ifResourceVersion: lease.resourceVersion, why });
     }
-    // Confirm with a conditional write first (a failed write skips the start): never writable on a stale view.
+    // Never start writable: start read-only, then promote on a lease confirmed just before (a
+    // slow start would otherwise leave a writable postgres behind a lease nobody renewed).
     if (o.controlRole === 'primary') {
-      const set = o.settings.syncMode !== 'off' ? lease.syncStandbys ?? [] : [];
-      const sync = set.length ? { names: set, count: lease.syncCount } : undefined;
-      return act(m, `the lease names us and we were primary: confirming it, then starting as primary${sync ? ` waiting for ANY ${sync.count} (${set.join(', ')}) as recorded` : ''}`,
-        { type: 'renew_lease', ifResourceVersion: lease.resourceVersion }, { type: 'start', as: 'primary', follow: null, ...(sync ? { sync } : {}) });
+      return act(m, 'the lease names us and we were primary: confirming it, starting read-only, then promoting',
+        { type: 'renew_lease', ifResourceVersion: lease.resourceVersion }, { type: 'start', as: 'replica', follow: null });
     }
     return act(m, 'the lease names us: starting as a replica, then promoting', { type: 'start', as: 'replica', follow: null });
   }
@@ -157,7 +160,7 @@ function stoppedTick(o: Observation, m: Memory): Decision {
   const lead = leader(o);
   if (lead) {
     if (o.controlRole === 'primary' && !paused) {
-      if (!lead.healthy) return act(m, `former primary: waiting for ${lead.name} to accept connections before rewinding`);
+      if (!lead.healthy || lead.role !== 'primary') return act(m, `former primary: waiting for ${lead.name} to run as primary before rewinding against it`);
       if (m.rewindFailures >= MAX_REWIND_FAILURES) return act(m, `former primary, ${m.rewindFailures} rewinds against ${lead.name} failed: re-cloning from it`, { type: 'reinit' });
       return act(m, `former primary: rewinding against ${lead.name} before following it`, { type: 'rewind', from: endpointOf(lead) });
     }

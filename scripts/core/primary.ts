@@ -105,15 +105,18 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
 const sameNames = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 
 /**
- * Replication slots: one per member that has streamed from us (a slot for a member that never
- * came up would keep WAL for nothing). A slot stays while its member is listed; the WAL it may
- * hold is bounded by max_slot_wal_keep_size.
+ * Replication slots: one per member that is up as a replica (it publishes itself healthy and in
+ * recovery) or streams from us. A member stuck Pending or never started gets none (its slot would
+ * keep WAL for nothing); a slot stays while its member is listed, and the WAL it may hold is
+ * bounded by max_slot_wal_keep_size.
  */
 export function slotsToKeep(o: Observation): string[] {
   const listed = new Map(o.members.map((x) => [memberSlotName(x.name), x.name]));
   const keep = new Set<string>();
   for (const slot of o.pg.slots ?? []) if (listed.has(slot)) keep.add(slot);
-  for (const name of o.pg.streamingReplicas) if (o.members.some((x) => x.name === name)) keep.add(memberSlotName(name));
+  for (const x of o.members) {
+    if ((x.healthy && x.inRecovery === true) || o.pg.streamingReplicas.includes(x.name)) keep.add(memberSlotName(x.name));
+  }
   return [...keep].sort();
 }
 

@@ -180,8 +180,7 @@ export type Action =
   | { type: 'acquire_init' }
   | { type: 'bootstrap' }
   | { type: 'clone'; from: Endpoint }
-  /** sync: the synchronous set a primary starts with (the recorded one: never start asynchronous under a record) */
-  | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null; sync?: { names: string[]; count: number } }
+  | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null }
   | { type: 'follow'; from: Endpoint | null }
   | { type: 'rewind'; from: Endpoint }
   | { type: 'reinit' }
@@ -194,7 +193,7 @@ export type Action =
   | { type: 'demote'; why: string }
   | { type: 'unlabel'; pods: string[] }
   /** promote only while the lease is still the version this decision saw (or the one our renew just wrote) */
-  | { type: 'promote'; leaseVersion: string }
+  | { type: 'promote'; leaseVersion: string; sync?: { names: string[]; count: number } }
   | { type: 'set_sync'; names: string[]; count: number }
   | { type: 'manage_slots'; keep: string[] }
   | { type: 'probe_members' }

@@ -22,8 +22,10 @@ export const dyn = (st: State, primary: { host: string; port: number } | null, s
 });
 
 export async function demote(st: State, why: string): Promise<void> {
+  if (st.demoting) return;
+  st.demoting = true;
   st.log.warn('demoting: stopping postgres immediately', { why });
-  try { await st.pg.stop('immediate'); } catch (e) { st.log.error('stop failed', { error: errMsg(e) }); }
+  try { await st.pg.stop('immediate'); } catch (e) { st.log.error('stop failed', { error: errMsg(e) }); } finally { st.demoting = false; }
   st.following = null;
   st.sync = { names: [], count: 1 };
   record(st, { type: 'demoted' });
@@ -32,7 +34,10 @@ export async function demote(st: State, why: string): Promise<void> {
   void st.kube.event('Pod', st.cfg.podName, 'Demoted', `${st.cfg.podName} stopped being primary: ${why}`, 'Warning');
 }
 
-async function startAs(st: State, as: 'primary' | 'replica', follow: { name: string; host: string; port: number } | null, sync = { names: [] as string[], count: 1 }) {
+/** `bootstrap`: the very first start of a new cluster (no lease exists yet, no other member has
+ * data): its outcome is not recorded, so the watchdog's clock starts at the next observation,
+ * from which the member has the renew deadline to take the lease (core: writableWithoutLease). */
+async function startAs(st: State, as: 'primary' | 'replica', follow: { name: string; host: string; port: number } | null, sync = { names: [] as string[], count: 1 }, bootstrap = false) {
   await st.pg.writeConfig(dyn(st, as === 'replica' ? follow : null, as === 'primary' ? sync : undefined));
   st.following = as === 'replica' ? follow?.name ?? null : null;
   st.sync = as === 'primary' ? sync : { names: [], count: 1 };
@@ -40,10 +45,10 @@ async function startAs(st: State, as: 'primary' | 'replica', follow: { name: str
   try {
     await st.pg.start();
   } catch (e) {
-    record(st, { type: 'start_failed', atMs: st.now() });
+    if (!bootstrap) record(st, { type: 'start_failed', atMs: st.now() });
     throw e;
   }
-  record(st, { type: 'started', as });
+  if (!bootstrap) record(st, { type: 'started', as });
 }
 
 /**
@@ -119,7 +124,7 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
     case 'bootstrap': {
       log.info('bootstrap: initdb');
       await pg.initdb();
-      await startAs(st, 'primary', null);
+      await startAs(st, 'primary', null, undefined, true);
       await pg.bootstrapSql();
       const cur = st.init ?? (await kube.getLease(st.initName));
       if (!cur) throw new Error('init lease vanished during bootstrap');
@@ -134,7 +139,7 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       await startAs(st, 'replica', a.from);
       return;
     case 'start':
-      await startAs(st, a.as, a.follow, a.sync);
+      await startAs(st, a.as, a.follow);
       return;
     case 'follow':
       if (await pg.writeConfig(dyn(st, a.from))) await pg.reload();
@@ -216,9 +221,11 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       const rv = st.lease?.metadata.resourceVersion;
       if (st.lease?.spec.holderIdentity !== cfg.podName || (rv !== a.leaseVersion && rv !== st.memory.lastWrittenRv)) throw new Stale('promote: the lease is no longer the one we confirmed');
       const t0 = st.now();
+      const sync = a.sync ?? { names: [], count: 1 };
+      if (a.sync && (await pg.writeConfig(dyn(st, null, a.sync)))) await pg.reload();
       await pg.promote();
       st.following = null;
-      st.sync = { names: [], count: 1 };
+      st.sync = sync;
       record(st, { type: 'promoted' });
       log.info('promoted', { ms: st.now() - t0 });
       await publish(st, true);

@@ -45,6 +45,8 @@ export interface State {
   following: string | null;
   sync: { names: string[]; count: number };
   takeoverInFlight: boolean;
+  /** a demotion (stop) is under way: the watchdog does not fire again meanwhile */
+  demoting: boolean;
   terminating: boolean;
   terminated: boolean;
   lastDecision: Decision;
@@ -68,7 +70,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     pods: new Map(), sts: null,
     memory: initialMemory(),
     lastPg: null, following: null, sync: { names: [], count: 1 },
-    takeoverInFlight: false, terminating: false, terminated: false,
+    takeoverInFlight: false, demoting: false, terminating: false, terminated: false,
     lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
@@ -100,7 +102,7 @@ export function record(st: State, e: Outcome): void {
 export function armWatchdog(st: State): void {
   if (st.watchdogTimer) clearTimeout(st.watchdogTimer);
   st.watchdogTimer = null;
-  if (st.terminated) return;
+  if (st.terminated || st.demoting) return;
   const v = watchdog(st.memory, st.pg.isRunning(), st.cfg, st.now());
   if (v.stop) { st.onWatchdog(v.reason); return; }
   if (v.checkAgainInMs === null) return;

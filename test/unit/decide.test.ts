@@ -79,7 +79,7 @@ const rows: Row[] = [
   { name: 'empty dir, leader unhealthy: wait', o: obs('m1', { pg: pgDown, dataDir: 'empty', members: [primaryMember('m0', { healthy: false }), member('m2')] }), want: [] },
   { name: 'valid dir, was a standby: start as replica', o: obs('m1', { pg: pgDown, controlRole: 'standby' }), want: ['start'] },
   { name: 'valid dir, was primary, another leads: rewind first', o: obs('m1', { pg: pgDown, controlRole: 'primary' }), want: ['rewind'] },
-  { name: 'valid dir, the lease names us, were primary: confirm, then start as primary', o: obs('m0', { pg: pgDown, controlRole: 'primary' }), want: ['renew_lease', 'start'], reason: /as primary/ },
+  { name: 'valid dir, the lease names us, were primary: confirm, start read-only, then promote', o: obs('m0', { pg: pgDown, controlRole: 'primary' }), want: ['renew_lease', 'start'], reason: /read-only, then promoting/ },
   { name: 'SPLIT BRAIN: demoted primary with a stale view naming it: does not start writable', o: obs('m0', { pg: pgDown, controlRole: 'primary', lease: lease({ unchangedForMs: 7000 }) }), want: ['start'], reason: /replica/ },
   { name: 'valid dir, no leader: start as replica to take part', o: obs('m1', { pg: pgDown, controlRole: 'primary', lease: lease({ unchangedForMs: 60_000 }) }), want: ['start'] },
   { name: 'SIGTERM on a stopped member: stop', o: obs('m1', { pg: pgDown, terminating: true }), want: ['stop'] },

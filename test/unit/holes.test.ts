@@ -126,9 +126,14 @@ test('SYNC STRICT: without a standby, postgres keeps waiting for its set (writes
   assert.deepEqual(types(c), []);
 });
 
-test('SYNC: a primary restarting under a record starts with the recorded synchronous set', () => {
-  const d = decide(obs('m0', { settings: sync, pg: pgDown, controlRole: 'primary', lease: lease({ syncStandbys: ['m1', 'm2'], syncCount: 1 }) }));
-  assert.deepEqual(d.actions[1], { type: 'start', as: 'primary', follow: null, sync: { names: ['m1', 'm2'], count: 1 } });
+test('a primary restarting with the lease starts read-only, then promotes on a fresh confirmation (never writable behind a slow start)', () => {
+  const d = decide(obs('m0', { pg: pgDown, controlRole: 'primary' }));
+  assert.deepEqual(d.actions, [{ type: 'renew_lease', ifResourceVersion: '1' }, { type: 'start', as: 'replica', follow: null }]);
+});
+
+test('SYNC: a primary restarting under a record promotes waiting for the recorded synchronous set', () => {
+  const d = decide(obs('m0', { settings: sync, pg: { ...pgReplica, following: null }, lease: lease({ syncStandbys: ['m1', 'm2'], syncCount: 1 }), renewedAgoMs: 100 }));
+  assert.deepEqual(d.actions.at(-1), { type: 'promote', leaseVersion: '1', sync: { names: ['m1', 'm2'], count: 1 } });
 });
 
 test('WIPE: an unreachable rewind source never counts toward re-cloning', () => {
