@@ -81,6 +81,8 @@ export class Member {
   step(): void {
     const w = this.w;
     if (w.frozen(this.name) || w.T < this.resumeAt) return;
+    // the process runs again: from here on its timers and its decisions are its own (S1 applies)
+    this.ran();
     this.deliverWatch();
     if (this.watchdogAt !== null && w.T >= this.watchdogAt) { this.watchdogAt = null; this.ran(); this.armWatchdog(); }
     if (w.T < w.stalledUntil(this.name)) return;
