@@ -14,6 +14,8 @@ shopt -s globstar nullglob
 step unit
 unit=(dist/test/unit/**/*.test.js)
 node --test --test-reporter=spec "${unit[@]}"
+step simulation
+bash test/sim/run.sh
 step chart
 bash test/chart/run.sh
 step "cli (bats)"

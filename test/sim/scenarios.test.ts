@@ -1,0 +1,162 @@
+// The holes of issue 11 as fixed schedules on the simulated cluster (faults start after a 2 s
+// warm-up; times below are relative to it). Each runs the real core under S1, S2, S3 (every step)
+// and L1, plus the scenario's own assertion. How each was shown to fail on the old core (1e5df8b):
+// see the note on each test; the old core's API (decide(o), shell-held memory) cannot drive this
+// simulation, so the notes name the old code path the scenario exercises.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { World, Violation, WARMUP_MS, type WorldOptions } from './world.js';
+import { LEASE_ANNOTATIONS as A } from '../../scripts/core/wire.js';
+import { report } from './property.js';
+
+const W = WARMUP_MS;
+function sim(o: Partial<WorldOptions>): World {
+  const opts: WorldOptions = { syncMode: 'off', failsafe: false, faults: [], ...o };
+  const w = new World(opts);
+  try { w.run(); } catch (e) {
+    if (e instanceof Violation) assert.fail(report({ syncMode: opts.syncMode, failsafe: opts.failsafe, faults: opts.faults }, 0, 'named scenario') + `\n(named scenario's trace)\n${w.traceText(100)}`);
+    throw e;
+  }
+  return w;
+}
+const writable = (w: World) => w.names.filter((n) => w.pgOf(n)!.writable && !w.frozen(n));
+
+// old: decide.ts fell through with inRecovery unknown (no renew, no demote) and the watchdog returned
+// without re-arming; m1 took the lease at ~6 s: two writable members for the rest of the 25 s (S1).
+test('connection slots taken on the primary for 25 s: never two writable members', () => {
+  for (const syncMode of ['off', 'on'] as const) sim({ syncMode, faults: [{ at: 0, kind: 'slots', m: 0, dur: 25_000 }] });
+});
+
+// old: stoppedTick renewed the lease and retried the start forever: no primary, ever (L1 fails).
+test('unstartable primary: it gives the lease up and another member takes over while it stays broken', () => {
+  let other: string | null = null;
+  sim({
+    faults: [{ at: 0, kind: 'crash', m: 0, dur: 1 }, { at: 0, kind: 'unstartable', m: 0, dur: 40_000 }],
+    onStep: (w) => { if (w.T < W + 40_000) other ??= writable(w).find((n) => n !== 'm0') ?? null; },
+  });
+  assert.ok(other, 'a replica became primary while m0 could not start');
+});
+
+// old: the shell wrote take_lease on the resourceVersion cached after the probe: m1, whose watch is
+// 7 s late, judges the lease expired, and its write lands on the renewal that arrived meanwhile.
+test('take-over on a stale view: a late watch never deposes a primary that renews', () => {
+  sim({
+    faults: [{ at: 0, kind: 'slowWatch', m: 1, dur: 20_000, delay: 7_000 }, { at: 0, kind: 'slowWatch', m: 2, dur: 20_000, delay: 6_500 }],
+    onStep: (w) => assert.equal(w.api.lease?.spec.holderIdentity, 'm0', `t=${w.T}: the lease moved off a healthy primary`),
+  });
+});
+
+// old: m1's take-over PUT committed, its reply timed out; m1 then confirmed m0 over HTTP and promoted
+// on its next tick anyway while m0, confirmed, stayed writable (S1).
+test('failsafe: a take-over whose reply was lost is never followed by a promise to the old primary', () => {
+  for (const d of [4_000, 6_500, 9_000]) {
+    sim({ failsafe: true, faults: [{ at: 0, kind: 'apiCut', m: 0, dur: 12_000 }, { at: 0, kind: 'lostReplies', m: 1, dur: d }, { at: 0, kind: 'linkCut', m: 0, n: 1, dur: d - 1_000 }] });
+  }
+});
+
+// old: POST /failsafe was honoured with failsafe mode off: a primary cut off from the API (or anyone
+// with the token) kept every member from taking over (L1 fails).
+test('failsafe off: requests to confirm a primary are refused, the failover happens', () => {
+  const w = sim({
+    failsafe: false, faults: [{ at: 0, kind: 'apiCut', m: 0, dur: 15_000 }],
+    onStep: (w) => { if (w.T % 500 === 0) for (const n of ['m1', 'm2']) assert.equal(w.failsafe('m0', n, false), false, 'a member confirmed m0 with failsafe off'); },
+  });
+  assert.notEqual(w.api.lease?.spec.holderIdentity, 'm0');
+});
+
+// old: planSync shrank the recorded set to [m2] without checking m2 had flushed what m1 alone
+// acknowledged; with m0 and m1 gone, m2 promoted without those commits (S2).
+test('sync: set shrinks (m1 leaves) then the primary dies: no acknowledged commit lost', () => {
+  for (const syncMode of ['on', 'strict'] as const) {
+    sim({ syncMode, faults: [{ at: 0, kind: 'linkCut', m: 0, n: 2, dur: 8_000 }, { at: 3_000, kind: 'freeze', m: 1, dur: 20_000 }, { at: 7_000, kind: 'freeze', m: 0, dur: 20_000 }] });
+  }
+});
+
+// old: the record's n was min(syncCount, |union|) while postgres still ran a smaller n: a member
+// took over with fewer confirmations than the acknowledged commits had (S2).
+test('sync: n mismatch (sync-count 2, a standby joins late) then the primary dies: nothing lost', () => {
+  sim({ syncMode: 'on', syncCount: 2, faults: [{ at: 0, kind: 'linkCut', m: 0, n: 2, dur: 6_000 }, { at: 6_500, kind: 'freeze', m: 1, dur: 15_000 }, { at: 6_600, kind: 'freeze', m: 0, dur: 15_000 }] });
+});
+
+// old: with no standby the primary went asynchronous silently; here: `on` records the empty set
+// first (no failover until a standby catches up), `strict` keeps waiting (no commit acknowledged).
+test('sync: no standby left, then the primary dies: on = no failover on lost commits, strict = writes wait', () => {
+  for (const syncMode of ['on', 'strict'] as const) {
+    let ackedAlone = 0;
+    const w0 = { n: 0 };
+    sim({
+      syncMode, faults: [{ at: 0, kind: 'linkCut', m: 0, n: 1, dur: 10_000 }, { at: 0, kind: 'linkCut', m: 0, n: 2, dur: 10_000 }, { at: 8_000, kind: 'freeze', m: 0, dur: 12_000 }],
+      onStep: (w) => { if (w.T === W + 1_000) w0.n = w.stats.acked; if (w.T === W + 7_900) ackedAlone = w.stats.acked - w0.n; },
+    });
+    if (syncMode === 'strict') assert.equal(ackedAlone, 0, 'strict acknowledged a commit with no standby');
+  }
+});
+
+// old: an unreachable rewind source counted as a failed rewind; after two the replicas wiped their
+// data and re-cloned: a 60 s partition left one copy (wipes > 0).
+test('replicas partitioned from the primary for 60 s: no wipe', () => {
+  const w = sim({ faults: [{ at: 0, kind: 'linkCut', m: 0, n: 1, dur: 60_000 }, { at: 0, kind: 'linkCut', m: 0, n: 2, dur: 60_000 }] });
+  assert.equal(w.stats.wipes, 0);
+});
+
+// old: rollingUpdate's `settled` looked only at listed pods: m2's pod vanished before its
+// replacement was listed and m1 was deleted too (two members down at once).
+test('rolling update: a deleted pod that vanished is not "settled": one member down at a time', () => {
+  const w = sim({ ops: [{ at: W + 1_000, run: (w) => { w.api.updateRevision = 'r2'; w.api.putPod(w.api.pods.get('m0')!, 'm0'); } }, { at: W + 40_000, run: () => undefined }] });
+  assert.ok(w.stats.evictions >= 2, `evictions: ${w.stats.evictions}`);
+  assert.ok(w.stats.maxAbsent <= 1, `${w.stats.maxAbsent} pods absent at once`);
+  assert.deepEqual([...w.api.pods.values()].map((p) => p.revision), ['r2', 'r2', 'r2']);
+});
+
+// old (shell): the watchdog SIGQUIT the slow shutdown and the catch-up check compared against the
+// previous checkpoint, so a lagging target passed; here the hand-off must lose no acknowledged write.
+test('hand-off with a slow checkpoint: a planned switchover loses no acknowledged write', () => {
+  const w = sim({ faults: [{ at: 0, kind: 'slowCheckpoint', m: 0, dur: 30_000 }, { at: 500, kind: 'switchover', m: 1, dur: 1 }, { at: 500, kind: 'linkCut', m: 0, n: 1, dur: 3_000 }] });
+  const p = writable(w)[0]!;
+  const have = new Set(w.pgOf(p)!.wal);
+  for (const id of w.acked.keys()) assert.ok(have.has(id), `commit ${id} lost by the switchover`);
+});
+
+// old: the system identifier was never compared: m2, holding another cluster's data far ahead in
+// WAL, won the election on raw WAL position.
+test('foreign data directory: never promoted, never started', () => {
+  sim({
+    exclude: ['m2'],
+    faults: [{ at: 3_000, kind: 'freeze', m: 0, dur: 20_000 }],
+    ops: [{ at: W + 500, run: (w) => { const p = w.pgOf('m2')!; p.stop(); p.systemId = '7399999999999999999'; p.wal = p.wal.concat(Array.from({ length: 5000 }, (_, i) => -1 - i)); p.wasPrimary = false; } }],
+    onStep: (w) => assert.ok(!w.pgOf('m2')!.running || w.pgOf('m2')!.systemId !== '7399999999999999999', 'the foreign data directory was started'),
+  });
+});
+
+// old: a hand-edited sync-count larger than the set made |set| - n + 1 ≤ 0: any member took over.
+test('hand-edited sync-count: no failover on a lease that cannot be trusted', () => {
+  sim({
+    syncMode: 'on', noL1: true,
+    faults: [{ at: 1_000, kind: 'linkCut', m: 0, n: 2, dur: 30_000 }, { at: 3_000, kind: 'freeze', m: 0, dur: 30_000 }],
+    ops: [{ at: W + 2_000, run: (w) => w.api.editLease((l) => { l.metadata.annotations[A.syncCount] = '5'; }) }],
+    onStep: (w) => { if (w.T < W + 33_000) assert.deepEqual(writable(w).filter((n) => n !== 'm0'), [], 'a member took over on a bad sync-count'); },
+  });
+});
+
+// Issue 11 item 10: the thaw window. Measured, not exempted beyond the autopilot's first run.
+test('frozen primary: thaw window bounded, no acknowledged write in it in sync mode', () => {
+  for (const syncMode of ['off', 'on', 'strict'] as const) {
+    const w = sim({ syncMode, faults: [{ at: 0, kind: 'freeze', m: 0, dur: 10_000 }] });
+    console.log(`thaw (${syncMode}): window ${w.stats.thawWindowMaxMs} ms, ${w.stats.thawAcked} writes acknowledged in it; L1 ${w.stats.l1Ms} ms`);
+    if (syncMode !== 'off') assert.equal(w.stats.thawAcked, 0);
+  }
+});
+
+// FOUND BY THE SIMULATION (property run, seed 1000004, shrunk): open, not fixed on this branch.
+// m0 is cut off from the API and demotes; m1 takes the lease (rv 104) and promotes. m1's watch is
+// slow: it then delivers the OLDER version (rv 103, holder m0) after m1's own write, the cache goes
+// backwards (the shell's informer, like this simulation, applies every event it receives), m1
+// demotes, rewinds against m0 (a replica) and drops its own WAL, then promotes again on rv 104.
+// Between its first promote and its first primary tick m1 ran with synchronous_standby_names = ''
+// (act.ts promote resets st.sync; the promote action carries no set), so in `strict` it had
+// acknowledged a commit on itself alone: lost (S2). Two fixes are needed, both outside the core:
+// the lease cache must never move to an older resourceVersion, and a promote must apply the
+// recorded synchronous set before postgres leaves recovery (as start{sync} does).
+test('FOUND: a stale watch event after our own take-over, with an asynchronous window after promote (strict)', { todo: 'needs shell fixes (lease cache monotonic in resourceVersion; promote applies the recorded sync set)' }, () => {
+  sim({ syncMode: 'strict', faults: [{ at: 2100, kind: 'apiCut', m: 0, dur: 6300 }, { at: 6200, kind: 'slowWatch', m: 1, dur: 1900, delay: 1300 }] });
+});
