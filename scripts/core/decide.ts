@@ -79,9 +79,12 @@ function replicaTick(o: Observation, m: Memory): Decision {
     const confirmed = m.confirmedAtMs !== null && now - m.confirmedAtMs < s.renewMs && m.lastWrittenRv === lease.resourceVersion;
     const others = labelledOthers(o);
     // Under a synchronous record (we restart as the same primary), wait for the recorded set from
-    // the first commit on: the record promises every acknowledged commit is on it.
+    // the first commit on: the record promises every acknowledged commit is on it. In strict mode
+    // a new primary waits for its peers from the first commit on, too (never acknowledges alone).
     const set = s.syncMode !== 'off' ? lease.syncStandbys ?? [] : [];
-    const sync = set.length ? { names: set, count: lease.syncCount } : undefined;
+    const peers = o.members.map((x) => x.name).sort();
+    const sync = set.length ? { names: set, count: lease.syncCount }
+      : s.syncMode === 'strict' && peers.length ? { names: peers, count: Math.min(s.syncCount, peers.length) } : undefined;
     return act(m,
       `${confirmed ? 'we hold the lease' : 'the lease names us: confirming it with a conditional write'}${others.length ? `, taking the primary label off ${others.join(', ')}` : ''}, then promoting`,
       ...(confirmed ? [] : [{ type: 'renew_lease', ifResourceVersion: lease.resourceVersion } as Action]),

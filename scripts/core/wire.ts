@@ -23,6 +23,17 @@ export interface RawLease {
 const MEMBER_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const SYSTEM_ID = /^\d{1,20}$/;
 
+/**
+ * May a lease version we just received replace the one we hold? Never an older one: a watch event
+ * delayed behind our own write's answer would otherwise take our cache back in time (and a primary
+ * would demote on a lease it already lost to... itself). resourceVersions of one object come from
+ * etcd's revision counter; when either is not a number we cannot compare and accept the new one.
+ */
+export function newerOrSame(current: string | undefined, incoming: string | undefined): boolean {
+  if (!current || !incoming || !/^\d+$/.test(current) || !/^\d+$/.test(incoming)) return true;
+  return BigInt(incoming) >= BigInt(current);
+}
+
 export function parseLease(l: RawLease, unchangedForMs: number): LeaseView {
   const A = LEASE_ANNOTATIONS;
   const an = l.metadata.annotations ?? {};

@@ -5,7 +5,7 @@ import type { Config } from '../core/config.js';
 import type { Decision, Memory, Outcome, Role } from '../core/types.js';
 import { initialMemory, remember } from '../core/memory.js';
 import { watchdog } from '../core/safety.js';
-import type { MemberStatus } from '../core/wire.js';
+import { newerOrSame, type MemberStatus } from '../core/wire.js';
 import type { Logger } from './log.js';
 import type { Postgres, PgStatus } from './postgres.js';
 import type { Kube, Lease, Pod, StatefulSet } from './kube.js';
@@ -81,6 +81,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
 /** Every lease change we see, by OUR monotonic clock: expiry is judged from here, never from the holder's timestamps. */
 export function setLease(st: State, l: Lease | null): void {
   st.leaseUnreadable = false;
+  if (l && st.lease && !newerOrSame(st.lease.metadata.resourceVersion, l.metadata.resourceVersion)) return;
   const key = l ? `${l.spec.holderIdentity ?? ''}|${l.spec.renewTime ?? ''}|${l.metadata.resourceVersion ?? ''}` : 'none';
   if (key !== st.leaseKey) { st.leaseKey = key; st.leaseChangedAt = st.now(); }
   st.lease = l;

@@ -8,7 +8,7 @@
 import { decide } from '../../scripts/core/decide.js';
 import { initialMemory, remember, maybeWritable } from '../../scripts/core/memory.js';
 import { watchdog, answerFailsafe, mayStayWritable } from '../../scripts/core/safety.js';
-import { parseLease, LEASE_ANNOTATIONS as A } from '../../scripts/core/wire.js';
+import { parseLease, newerOrSame, LEASE_ANNOTATIONS as A } from '../../scripts/core/wire.js';
 import type { Action, Decision, Memory, MemberView, Observation, Outcome, PgView, Role, Settings } from '../../scripts/core/types.js';
 import type { SimLease, SimPod, Snapshot, Status } from './api.js';
 import type { Pg } from './pg.js';
@@ -60,6 +60,7 @@ export class Member {
   // ---- caches (state.ts setLease) -------------------------------------------------------------
   setLease(l: SimLease | null): void {
     this.leaseUnreadable = false;
+    if (l && this.lease && !newerOrSame(this.lease.metadata.resourceVersion, l.metadata.resourceVersion)) return;
     const key = l ? `${l.spec.holderIdentity ?? ''}|${l.metadata.resourceVersion}` : 'none';
     if (key !== this.leaseKey) { this.leaseKey = key; this.leaseChangedAt = this.now(); this.wake(); }
     this.lease = l;
@@ -353,7 +354,7 @@ export class Member {
         };
       }
       case 'start':
-        return this.startAs(a.as, a.follow, a.sync);
+        return this.startAs(a.as, a.follow);
       case 'follow':
         pg.following = a.from?.name ?? null;
         return;
@@ -433,7 +434,7 @@ export class Member {
             pg.inRecovery = false;
             pg.tl = w.nextTimeline();
             pg.following = null;
-            pg.sync = { names: [], count: 1 };
+            pg.sync = a.sync ? { names: [...a.sync.names], count: a.sync.count } : { names: [], count: 1 };
             this.record({ type: 'promoted' });
             this.lastStatus = this.pgStatus();
             this.publish(true);

@@ -157,6 +157,6 @@ test('frozen primary: thaw window bounded, no acknowledged write in it in sync m
 // acknowledged a commit on itself alone: lost (S2). Two fixes are needed, both outside the core:
 // the lease cache must never move to an older resourceVersion, and a promote must apply the
 // recorded synchronous set before postgres leaves recovery (as start{sync} does).
-test('FOUND: a stale watch event after our own take-over, with an asynchronous window after promote (strict)', { todo: 'needs shell fixes (lease cache monotonic in resourceVersion; promote applies the recorded sync set)' }, () => {
+test('FOUND: a stale watch event after our own take-over, with an asynchronous window after promote (strict)', () => {
   sim({ syncMode: 'strict', faults: [{ at: 2100, kind: 'apiCut', m: 0, dur: 6300 }, { at: 6200, kind: 'slowWatch', m: 1, dur: 1900, delay: 1300 }] });
 });
