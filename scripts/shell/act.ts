@@ -241,6 +241,7 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
     case 'manage_slots':
       await pg.ensureSlots(a.keep);
       await pg.dropSlotsExcept(a.keep);
+      st.slotsCache = { names: [...a.keep], at: st.now() };
       log.info('replication slots', { keep: a.keep });
       return;
     case 'probe_members':

@@ -82,9 +82,16 @@ async function pgView(st: State, s: PgStatus, running: boolean, systemId: string
   const withSlots = s as PgStatus & { slots?: { name: string }[] };
   if (running && s.inRecovery === false) {
     if (withSlots.slots) slots = withSlots.slots.map((x) => x.name);
-    else slots = await st.pg.query("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
-      .then((rows) => (rows as { slot_name: string }[]).map((r) => r.slot_name)).catch(() => null);
-  }
+    else {
+      // Without slots in the status, read them at most every 30 s (and after we changed them).
+      if (!st.slotsCache || st.now() - st.slotsCache.at > 30_000) {
+        const names = await st.pg.query("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
+          .then((rows) => (rows as { slot_name: string }[]).map((r) => r.slot_name)).catch(() => null);
+        st.slotsCache = names ? { names, at: st.now() } : null;
+      }
+      slots = st.slotsCache?.names ?? null;
+    }
+  } else st.slotsCache = null;
   return {
     running,
     serverState: running ? await serverState(st.cfg.dataDir) : null,

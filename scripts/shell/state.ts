@@ -53,6 +53,8 @@ export interface State {
   lastDecisionAt: Date;
   lastTickAt: number;
   watchdogTimer: NodeJS.Timeout | null;
+  /** the primary's replication slots, when the postgres status does not carry them */
+  slotsCache: { names: string[]; at: number } | null;
   /** what we last published on our pod */
   published: { key: string; at: number; lsn: string | null; label: Role | null };
   /** set by the loop: stop postgres now (the watchdog) */
@@ -74,6 +76,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
+    slotsCache: null,
     onWatchdog: () => undefined,
   };
 }
