@@ -46,8 +46,11 @@ export async function writeLease(st: State, base: Lease | null, change: LeaseCha
   const { kube, log, cfg } = st;
   const sent = st.now();
   const c = st.memory.confirmedAtMs;
-  // Never wait past our own deadline for an answer.
-  const timeout = Math.max(200, Math.min(1_500, c === null ? 1_500 : c + cfg.renewDeadlineMs - sent));
+  // A writable primary never waits past its own deadline for an answer; any other write (confirming
+  // a lease that names us before starting or promoting, a take-over) gets the whole budget: under a
+  // slow API server a 200 ms one never succeeds.
+  const racing = c !== null && st.lastPg?.inRecovery === false;
+  const timeout = racing ? Math.max(200, Math.min(1_500, c + cfg.renewDeadlineMs - sent)) : 1_500;
   const body = leaseBody(st, base, change, ifResourceVersion);
   try {
     const got = ifResourceVersion === null ? await kube.createLease(body, timeout) : await kube.updateLease(body, timeout);

@@ -136,7 +136,9 @@ export async function observe(st: State): Promise<Observation> {
   }
   // Without a working watch, read the lease directly (bounded) so decisions never rest on a stale view.
   if (!st.leaseInformerOk) {
-    try { setLease(st, await kube.getLease(st.leaseName, 1_000)); } catch { st.leaseUnreadable = true; }
+    // A failure counts only while the watch is still down: a re-list that completed while this
+    // read was in flight holds the fresher view, and nothing would clear the flag until the lease changes.
+    try { setLease(st, await kube.getLease(st.leaseName, 1_000)); } catch { if (!st.leaseInformerOk) st.leaseUnreadable = true; }
   }
   // The init lease matters only until the cluster is initialized: read it while it is not.
   if (!running && dataDir !== 'valid' && st.init?.metadata.annotations?.[A.initialized] !== 'true') {
