@@ -26,6 +26,7 @@ export async function demote(st: State, why: string): Promise<void> {
   st.demoting = true;
   st.log.warn('demoting: stopping postgres immediately', { why });
   try { await st.pg.stop('immediate'); } catch (e) { st.log.error('stop failed', { error: errMsg(e) }); } finally { st.demoting = false; }
+  st.lastPg = await st.pg.status().catch(() => null);
   st.following = null;
   st.sync = { names: [], count: 1 };
   record(st, { type: 'demoted' });

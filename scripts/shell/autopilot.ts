@@ -115,7 +115,8 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
           }
         }
         if (d.actions.length) st.lastPg = await pg.status();
-        if (!st.terminated) await publish(st);
+        // Not awaited: a slow API server must not delay the next tick (and its renewal).
+        if (!st.terminated) void publish(st);
         st.lastTickAt = st.now();
         for (const w of waiters.splice(0)) w(d);
       } while (again && !st.terminated);

@@ -13,7 +13,7 @@ const LSN_PUBLISH_MS = 120_000;
 
 export function myRole(st: State): Role {
   const s = st.lastPg;
-  if (!s?.running || !s.accepting) return 'unknown';
+  if (!s?.running || !s.accepting || !st.pg.isRunning() || st.demoting) return 'unknown';
   if (s.inRecovery === false) {
     const ours = st.lease?.spec.holderIdentity === st.cfg.podName;
     return ours && mayStayWritable(st.memory, st.cfg, st.now()).ok ? 'primary' : 'unknown';
@@ -55,7 +55,21 @@ export function myStatus(st: State): MemberStatus {
   };
 }
 
+/**
+ * Publish our label and status annotation. One write at a time: a call while one is on the wire
+ * is folded into a follow-up write (so a slow API server never stacks requests up, and the loop
+ * need not wait for it).
+ */
 export async function publish(st: State, force = false): Promise<void> {
+  if (st.publishing) { st.publishAgain = st.publishAgain || (force ? 'force' : 'yes'); return st.publishing; }
+  st.publishing = publishOnce(st, force).finally(() => { st.publishing = null; });
+  await st.publishing;
+  const again = st.publishAgain;
+  st.publishAgain = null;
+  if (again) await publish(st, again === 'force');
+}
+
+async function publishOnce(st: State, force: boolean): Promise<void> {
   const s = myStatus(st);
   const { updatedAt: _u, lsn: _l, receivedLsn: _r, replayedLsn: _p, lagBytes: _g, ...stable } = s;
   const key = JSON.stringify(stable);

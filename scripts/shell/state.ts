@@ -53,6 +53,9 @@ export interface State {
   lastDecisionAt: Date;
   lastTickAt: number;
   watchdogTimer: NodeJS.Timeout | null;
+  /** the publish on the wire, and whether another is wanted after it */
+  publishing: Promise<void> | null;
+  publishAgain: 'yes' | 'force' | null;
   /** the primary's replication slots, when the postgres status does not carry them */
   slotsCache: { names: string[]; at: number } | null;
   /** what we last published on our pod */
@@ -77,6 +80,8 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
     slotsCache: null,
+    publishing: null,
+    publishAgain: null,
     onWatchdog: () => undefined,
   };
 }
