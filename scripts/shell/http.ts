@@ -1,11 +1,52 @@
 // The member's HTTP API (port 8008): probes, status, metrics, and the authenticated operations.
 // It reads the autopilot's last observation and decision; it never decides anything itself.
-import * as http from 'node:http';
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { Autopilot } from './autopilot.js';
+import type { Autopilot, MemberStatus, StatusSnapshot } from './autopilot.js';
+import { builtin } from './builtin.js';
+
+// Not `import * as http from 'node:http'`: an ES import of node:http reads every export, and
+// Node 22+'s node:http exports WebSocket & co. as getters that load undici (≈ 13 MB of RSS).
+const http = builtin('node:http');
 import type { Logger } from './log.js';
 
 const MAX_BODY = 4096;
+
+/**
+ * One HTTP request to a peer's API with node:http, answered with its status and body text. The
+ * member's calls to its peers go through here instead of fetch(): fetch loads undici (≈ 10–14 MB
+ * of RSS, kept for the life of the process) the first time it is used. `timeoutMs` bounds the
+ * whole exchange, body included (as AbortSignal.timeout does for fetch); errors reject.
+ */
+export function peerRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs: number }): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const transport = u.protocol === 'https:' ? builtin('node:https') : http;
+    const headers = { ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(opts.body));
+    const req = transport.request(u, { method: opts.method ?? 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => { clearTimeout(timer); resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }); });
+      res.on('error', (e) => { clearTimeout(timer); reject(e); });
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    req.on('error', (e) => { clearTimeout(timer); reject(e); });
+    req.end(opts.body);
+  });
+}
+
+/** A peer's own status (GET /status → .member), or null when it does not answer 2xx in time: what
+ *  the autopilot's default fetchStatus does, without fetch. */
+export async function fetchMemberStatus(apiUrl: string, timeoutMs: number): Promise<MemberStatus | null> {
+  try {
+    const r = await peerRequest(`${apiUrl}/status`, { timeoutMs });
+    if (r.status < 200 || r.status >= 300) return null;
+    return (JSON.parse(r.text) as StatusSnapshot).member ?? null;
+  } catch {
+    return null;
+  }
+}
 
 function tokenMatches(given: string, want: string): boolean {
   // Compare digests so the comparison takes the same time whatever the lengths.
@@ -19,7 +60,7 @@ export function authorize(header: string | undefined, token: string): 200 | 401 
   return tokenMatches(header.replace(/^Bearer\s+/i, '').trim(), token) ? 200 : 403;
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
@@ -33,8 +74,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
   });
 }
 
-export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<http.Server> {
-  const send = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json') => {
+export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<Server> {
+  const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
     const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
     res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
     res.end(text);
