@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // `autopilot`: the image's entrypoint (`autopilot run`) and the operator's CLI.
 //   exit 0 done · 1 the operation failed (the message says why) · 2 bad usage
+//
+// Every module beyond node:util is imported by the command that needs it: `run` (the member, a
+// long-lived process whose resident memory counts) loads the member's modules only, and the
+// operator's commands load neither the member nor the Kubernetes client unless they use it.
 import { parseArgs } from 'node:util';
-import { loadCliConfig, ConfigError } from './core/config.js';
-import { nodeFileReader } from './shell/files.js';
-import { createKube, loadConnection } from './shell/kube.js';
-import { REINIT_ANNOTATION } from './shell/autopilot.js';
 import type { StatusSnapshot } from './shell/autopilot.js';
+
+const cliConfig = async () => {
+  const [{ loadCliConfig }, { nodeFileReader }] = await Promise.all([import('./core/config.js'), import('./shell/files.js')]);
+  return loadCliConfig(process.env, nodeFileReader);
+};
 
 export const USAGE = `usage: autopilot <command> [options]
 
@@ -34,7 +39,7 @@ function fail(msg: string, code: number): never {
 }
 
 async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; json: any }> {
-  const cfg = loadCliConfig(process.env, nodeFileReader);
+  const cfg = await cliConfig();
   const headers: Record<string, string> = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -77,8 +82,8 @@ export async function main(argv: string[]): Promise<void> {
       throw new UsageError(((e as Error).message.split('\n')[0] ?? '').replace(/^TypeError \[\w+\]: /, ''));
     }
   };
-  const token = () => {
-    const t = loadCliConfig(process.env, nodeFileReader).apiToken;
+  const token = async () => {
+    const t = (await cliConfig()).apiToken;
     if (!t) throw new Error('no API token: set PGA_API_TOKEN or PGA_API_TOKEN_FILE (the chart mounts it as a file)');
     return t;
   };
@@ -105,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'switchover': {
       const { values } = parse({ to: { type: 'string' } }, 0);
       if (values.to !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(String(values.to))) throw new UsageError(`--to "${values.to}" is not a member (pod) name`);
-      const r = await api('POST', '/switchover', token(), values.to ? { to: values.to } : {});
+      const r = await api('POST', '/switchover', await token(), values.to ? { to: values.to } : {});
       if (r.status >= 300) throw new Error(`switchover refused (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
       process.stdout.write(`${r.json.message}\n`);
       return;
@@ -113,7 +118,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'pause':
     case 'resume': {
       parse({}, 0);
-      const r = await api('POST', `/${command}`, token());
+      const r = await api('POST', `/${command}`, await token());
       if (r.status >= 300) throw new Error(`${command} failed (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
       process.stdout.write(`${r.json.message}\n`);
       return;
@@ -122,8 +127,10 @@ export async function main(argv: string[]): Promise<void> {
       const { positionals } = parse({}, 1);
       const member = positionals[0];
       if (!member) throw new UsageError('reinit needs the MEMBER to re-clone, e.g. "autopilot reinit pg-postgres-2"');
-      const cfg = loadCliConfig(process.env, nodeFileReader);
+      const cfg = await cliConfig();
       if (!cfg.namespace) throw new Error('PGA_NAMESPACE is not set: reinit needs the namespace of the members');
+      const { createKube, loadConnection } = await import('./shell/kube.js');
+      const { REINIT_ANNOTATION } = await import('./shell/autopilot.js');
       const kube = createKube(loadConnection(cfg.kubeconfig), cfg.namespace);
       try {
         const st = await api('GET', '/status', null).catch(() => null);
@@ -142,8 +149,9 @@ export async function main(argv: string[]): Promise<void> {
 
 const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly || process.argv[1]?.endsWith('/autopilot')) {
-  main(process.argv.slice(2)).catch((e) => {
+  main(process.argv.slice(2)).catch(async (e) => {
     if (e instanceof UsageError) fail(e.message, 2);
+    const { ConfigError } = await import('./core/config.js');
     if (e instanceof ConfigError) fail(e.message, 2);
     fail((e as Error).message, 1);
   });

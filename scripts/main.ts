@@ -4,9 +4,28 @@ import { loadConfig, ConfigError } from './core/config.js';
 import { nodeFileReader } from './shell/files.js';
 import { createLogger } from './shell/log.js';
 import { createKube, loadConnection } from './shell/kube.js';
-import { createPostgres } from './shell/postgres.js';
 import { createAutopilot } from './shell/autopilot.js';
-import { startHttpApi } from './shell/http.js';
+import { startHttpApi, fetchMemberStatus } from './shell/http.js';
+
+/**
+ * Import `load()` while the global `Response` is hidden, on runtimes without `navigator`
+ * (Node < 21): pg's stream.js probes for Cloudflare Workers with `new Response(...)` when there is
+ * no `navigator`, and the first touch of `Response` loads undici, ≈ 10 MB of RSS for the life of
+ * the process. Hidden, the probe answers "not Cloudflare", as it does on Node 21+ (navigator
+ * exists there and pg never touches Response). The lazy global is put back untouched.
+ */
+async function withoutResponseGlobal<T>(load: () => Promise<T>): Promise<T> {
+  if (typeof (globalThis as { navigator?: unknown }).navigator !== 'undefined') return load();
+  // Only here: on Node 21+ even reading the descriptor would load undici.
+  const d = Object.getOwnPropertyDescriptor(globalThis, 'Response');
+  if (!d?.configurable) return load();
+  Object.defineProperty(globalThis, 'Response', { value: undefined, configurable: true, writable: true });
+  try {
+    return await load();
+  } finally {
+    Object.defineProperty(globalThis, 'Response', d);
+  }
+}
 
 export async function run(env: Record<string, string | undefined> = process.env): Promise<void> {
   let cfg;
@@ -28,8 +47,10 @@ export async function run(env: Record<string, string | undefined> = process.env)
     process.exit(2);
   }
   const kube = createKube(conn, cfg.namespace, (msg, f) => log.debug(msg, f));
+  const { createPostgres } = await withoutResponseGlobal(() => import('./shell/postgres.js'));
   const pg = createPostgres(cfg, log.child({ component: 'postgres' }));
-  const ap = createAutopilot(cfg, log.child({ component: 'autopilot' }), kube, pg);
+  // Peers' /status over node:http, not fetch (which loads undici on first use: see http.ts).
+  const ap = createAutopilot(cfg, log.child({ component: 'autopilot' }), kube, pg, { fetchStatus: fetchMemberStatus });
   const server = await startHttpApi(ap, { port: cfg.apiPort, token: cfg.secrets.apiToken, log });
   log.info('autopilot started', {
     cluster: cfg.clusterName, namespace: cfg.namespace, loopMs: cfg.loopMs, leaseMs: cfg.leaseMs,

@@ -1,4 +1,5 @@
 // Who may take an expired lease. Pure.
+import { byName } from './order.js';
 import type { MemberView, Observation } from './types.js';
 
 export interface Candidacy {
@@ -73,7 +74,7 @@ export function candidacy(o: Observation): Candidacy {
   if (lag > BigInt(s.maxLagBytes)) {
     return { ok: false, reason: `we are ${lag} bytes behind the furthest member, more than the ${s.maxLagBytes} allowed` };
   }
-  const best = [...allowed].sort((a, b) => (b.timeline - a.timeline) || (a.lsn === b.lsn ? a.name.localeCompare(b.name) : (b.lsn > a.lsn ? 1 : -1)))[0];
+  const best = [...allowed].sort((a, b) => (b.timeline - a.timeline) || (a.lsn === b.lsn ? byName(a.name, b.name) : (b.lsn > a.lsn ? 1 : -1)))[0];
   if (!best) return { ok: false, reason: 'no candidate' };
   if (best.name !== o.self) return { ok: false, reason: `${best.name} is a better candidate (timeline ${best.timeline}, lsn ${best.lsn})` };
   return { ok: true, reason: `we are the most advanced healthy candidate of ${allowed.length}` };

@@ -1,5 +1,6 @@
 // The primary's tick (a postgres that is, or may be, writable), the rolling update it drives and
 // the choice of a hand-off target. Pure.
+import { byName } from './order.js';
 import type { Action, Decision, Memory, MemberView, Observation } from './types.js';
 import { mayStayWritable } from './safety.js';
 import { planSync } from './sync.js';
@@ -163,6 +164,6 @@ export function handoffTarget(o: Observation, wanted: string | null): string | n
   // were already updated: handing over to one of them saves a second switchover later. The
   // hand-off waits for the target to receive the final checkpoint, so this costs no data.
   const updated = (x: MemberView) => (o.revision !== null && x.revision !== null && x.revision !== o.revision ? 0 : 1);
-  const best = [...allowed].sort((a, b) => updated(a) - updated(b) || (a.lsn === b.lsn ? a.name.localeCompare(b.name) : ((b.lsn ?? 0n) > (a.lsn ?? 0n) ? 1 : -1)))[0];
+  const best = [...allowed].sort((a, b) => updated(a) - updated(b) || (a.lsn === b.lsn ? byName(a.name, b.name) : ((b.lsn ?? 0n) > (a.lsn ?? 0n) ? 1 : -1)))[0];
   return best ? best.name : null;
 }

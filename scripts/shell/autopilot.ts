@@ -4,7 +4,8 @@
 // postgres that may be writable once its hold on the lease can no longer be proven.
 import { decide } from '../core/decide.js';
 import type { Decision } from '../core/types.js';
-import { LEASE_ANNOTATIONS as A, parseMemberStatus, type MemberStatus } from '../core/wire.js';
+import { LEASE_ANNOTATIONS as A } from '../core/wire.js';
+import { fetchMemberStatus } from './peers.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from './log.js';
 import type { Postgres } from './postgres.js';
@@ -50,18 +51,8 @@ export interface AutopilotOptions {
 
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
 
-async function defaultFetchStatus(apiUrl: string, timeoutMs: number): Promise<MemberStatus | null> {
-  try {
-    const r = await fetch(`${apiUrl}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!r.ok) return null;
-    return parseMemberStatus(((await r.json()) as StatusSnapshot).member);
-  } catch {
-    return null;
-  }
-}
-
 export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgres, opts: AutopilotOptions = {}): Autopilot {
-  const st = createState(cfg, log, kube, pg, opts.clock ?? monotonic, opts.fetchStatus ?? defaultFetchStatus);
+  const st = createState(cfg, log, kube, pg, opts.clock ?? monotonic, opts.fetchStatus ?? fetchMemberStatus);
   let timer: NodeJS.Timeout | null = null;
   let ticking = false;
   let again = false;

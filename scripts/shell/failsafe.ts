@@ -4,13 +4,14 @@
 import { answerFailsafe } from '../core/safety.js';
 import { maybeWritable } from '../core/memory.js';
 import { membersFromPods } from './observe.js';
+import { peerRequest } from './peers.js';
 import { record, type State } from './state.js';
 
 export async function sendFailsafe(st: State, peerApiUrl: string, release = false): Promise<boolean> {
   try {
-    const r = await fetch(`${peerApiUrl}/failsafe`, {
+    const r = await peerRequest(`${peerApiUrl}/failsafe`, {
       method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${st.cfg.secrets.apiToken}` },
-      body: JSON.stringify({ leader: st.cfg.podName, release }), signal: AbortSignal.timeout(700),
+      body: JSON.stringify({ leader: st.cfg.podName, release }), timeoutMs: 700,
     });
     return r.status === 200;
   } catch {

@@ -1,11 +1,18 @@
 // The member's HTTP API (port 8008): probes, status, metrics, and the authenticated operations.
 // It reads the autopilot's last observation and decision; it never decides anything itself.
-import * as http from 'node:http';
+import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Autopilot } from './autopilot.js';
+import { builtin } from './builtin.js';
+
+// Not `import * as http from 'node:http'`: an ES import of node:http reads every export, and
+// Node 22+'s node:http exports WebSocket & co. as getters that load undici (≈ 13 MB of RSS).
+const http = builtin('node:http');
 import type { Logger } from './log.js';
 
 const MAX_BODY = 4096;
+
+export { peerRequest, fetchMemberStatus } from './peers.js';
 
 function tokenMatches(given: string, want: string): boolean {
   // Compare digests so the comparison takes the same time whatever the lengths.
@@ -19,7 +26,7 @@ export function authorize(header: string | undefined, token: string): 200 | 401 
   return tokenMatches(header.replace(/^Bearer\s+/i, '').trim(), token) ? 200 : 403;
 }
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
@@ -33,8 +40,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
   });
 }
 
-export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<http.Server> {
-  const send = (res: http.ServerResponse, status: number, body: unknown, type = 'application/json') => {
+export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<Server> {
+  const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
     const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
     res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
     res.end(text);

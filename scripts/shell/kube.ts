@@ -2,10 +2,14 @@
 // events), with bounded timeouts, watches that re-list on expiry, and a count of every request so
 // the API load is measured, not guessed. node:https only: the autopilot needs tight control over
 // timeouts during a partition, which a general client hides behind retries.
-import * as https from 'node:https';
-import * as http from 'node:http';
+import type { ClientRequest, Agent } from 'node:http';
 import { readFileSync, existsSync } from 'node:fs';
-import yaml from 'js-yaml';
+import { builtin, lazyPackage } from './builtin.js';
+
+// node:http with require(), not an ES import (see builtin.ts); node:https (TLS) only for an
+// https server, js-yaml only for a kubeconfig file: a member in a pod reads no YAML.
+const http = builtin('node:http');
+const yaml = lazyPackage('js-yaml');
 
 export interface KubeConnection {
   server: string;
@@ -53,7 +57,7 @@ export function loadConnection(kubeconfig: string | null, env: Record<string, st
   }
   let doc: any;
   try {
-    doc = yaml.load(readFileSync(kubeconfig, 'utf8'));
+    doc = yaml().load(readFileSync(kubeconfig, 'utf8'));
   } catch (e) {
     throw new Error(`KUBECONFIG ${kubeconfig}: cannot read it as YAML (${(e as Error).message})`);
   }
@@ -135,10 +139,12 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
   const WATCH_SECONDS = opts.watchSeconds ?? DEFAULT_WATCH_SECONDS;
   const url = new URL(conn.server);
   const isHttps = url.protocol === 'https:';
+  const https = isHttps ? builtin('node:https') : null;
+  const transport = https ?? http;
   const agentOpts = { keepAlive: true, maxSockets: 8, ca: conn.ca, cert: conn.cert, key: conn.key, rejectUnauthorized: !conn.insecure };
-  const agent = isHttps ? new https.Agent(agentOpts) : new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const agent: Agent = https ? new https.Agent(agentOpts) : new http.Agent({ keepAlive: true, maxSockets: 8 });
   // Watches get their own agent so a hanging watch never holds a socket a lease write needs.
-  const watchAgent = isHttps ? new https.Agent({ ...agentOpts, keepAlive: false }) : new http.Agent();
+  const watchAgent: Agent = https ? new https.Agent({ ...agentOpts, keepAlive: false }) : new http.Agent();
   const counts: Record<string, number> = {};
   const count = (verb: string) => { counts[verb] = (counts[verb] ?? 0) + 1; };
   const basePath = url.pathname.replace(/\/$/, '');
@@ -155,7 +161,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
     count(verb);
     return new Promise<T>((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = (isHttps ? https : http).request(
+      const req = transport.request(
         { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (isHttps ? 443 : 80), path: basePath + path, method, agent, headers: headers(payload ? contentType : undefined) },
         (res) => {
           const chunks: Buffer[] = [];
@@ -197,7 +203,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
     onHealth?: (ok: boolean) => void,
   ): () => void {
     let stopped = false;
-    let current: http.ClientRequest | null = null;
+    let current: ClientRequest | null = null;
     restarters.add(() => current?.destroy(new Error('resync')));
     let retry: NodeJS.Timeout | null = null;
     let backoff = 250;
@@ -231,7 +237,7 @@ export function createKube(conn: KubeConnection, namespace: string, log?: (msg: 
       count('watch');
       let ended = false;
       let lastRv = rv;
-      const req = (isHttps ? https : http).request({
+      const req = transport.request({
         protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (isHttps ? 443 : 80),
         path: basePath + watchPath(rv), method: 'GET', agent: watchAgent, headers: headers(),
       });

@@ -1,5 +1,6 @@
 // Observation: postgres, the Lease, the member pods → one immutable snapshot for the core.
 // Everything read from outside passes the core's validators (core/wire.ts) here, once.
+import { byName } from '../core/order.js';
 import { promises as fsp } from 'node:fs';
 import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
 import { parseLease, parseMemberStatus, LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
@@ -63,7 +64,7 @@ export function membersFromPods(st: State): MemberView[] {
     // A pod being deleted is on its way out, whatever its last annotation said.
     out.push(pod.metadata.deletionTimestamp ? { ...view, healthy: false } : view);
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return out.sort((a, b) => byName(a.name, b.name));
 }
 
 /** Line 8 of postmaster.pid: what the postmaster says it is doing, without a connection. */

@@ -14,9 +14,14 @@
 // Patroni: the address in its leader Endpoints object, as a selector-less Service routes), exactly
 // like test/integration's Writer.
 //
+// During the idle window the bench also samples, every 5 s, the resident memory (VmRSS) and CPU
+// time of each member's entrypoint process (ours: the `node … cli.js run` process; Patroni: the
+// `patroni` Python process; postgres is not counted for either).
+//
 // Environment: BENCH_SUBJECTS (comma list of ours,patroni-default,patroni-tuned, default those
 // three; also patroni-default-cm,patroni-tuned-cm: use_endpoints false, idle count only),
-// BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
+// BENCH_SCENARIOS (comma list of idle,switchover,pgkill,freeze, default all; `idle` alone is the
+// quick memory/API-load run), BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
@@ -46,6 +51,8 @@ interface Subject {
   postmasterPid(name: string): number | null;
   freeze(name: string, on: boolean): void;
   switchover(from: string, to: string): Promise<string>;
+  /** Each member's entrypoint process (ours: node; Patroni: python), by member name. */
+  pids(): Map<string, number>;
   /** The product's own count of its API requests, where it has one (ours: /status kubeRequests). */
   ownRequestCount?(): Promise<number>;
   tails(): string;
@@ -105,6 +112,7 @@ async function ours(kube: Kube): Promise<Subject> {
       if (r.status !== 202) throw new Error(`switchover: HTTP ${r.status} ${JSON.stringify(r.body)}`);
       return `HTTP ${r.status}`;
     },
+    pids: () => new Map(c.members.filter((m) => m.proc?.pid).map((m) => [m.name, m.proc!.pid!])),
     ownRequestCount: async () => {
       let n = 0;
       for (const m of c.members) {
@@ -133,9 +141,43 @@ async function patroni(kube: Kube, id: string, title: string, timings: PatroniTi
       if (r.status !== 200) throw new Error(`switchover: HTTP ${r.status} ${JSON.stringify(r.body)}`);
       return `HTTP ${r.status} ${typeof r.body === 'string' ? r.body.trim() : JSON.stringify(r.body)}`;
     },
+    pids: () => new Map(c.members.filter((m) => m.proc?.pid).map((m) => [m.name, m.proc!.pid!])),
     tails: () => c.tails(),
     stop: () => c.stop(),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process memory and CPU, from /proc.
+interface ProcSample { rssKb: number; anonKb: number; fileKb: number; cpuTicks: number; comm: string }
+const CLK_TCK = 100; // getconf CLK_TCK on Linux/x86-64 and arm64
+
+function procSample(pid: number): ProcSample | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return { rssKb: kb('VmRSS'), anonKb: kb('RssAnon'), fileKb: kb('RssFile'), cpuTicks: Number(f[11]) + Number(f[12]), comm: status.match(/^Name:\s+(.*)$/m)?.[1] ?? '?' };
+  } catch {
+    return null;
+  }
+}
+
+const mb = (kb: number) => (kb / 1024).toFixed(1);
+
+/** Samples every member's entrypoint every `everyMs` until stopped; returns the samples per member. */
+function sampleProcesses(s: Subject, everyMs = 5_000): { stop(): Map<string, { at: number; sample: ProcSample }[]> } {
+  const got = new Map<string, { at: number; sample: ProcSample }[]>();
+  const take = () => {
+    for (const [name, pid] of s.pids()) {
+      const sample = procSample(pid);
+      if (sample) got.set(name, [...(got.get(name) ?? []), { at: Date.now(), sample }]);
+    }
+  };
+  take();
+  const t = setInterval(take, everyMs);
+  return { stop: () => { take(); clearInterval(t); return got; } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,16 +210,19 @@ function breakdown(events: AuditEvent[]): string {
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios.
-interface Figure { value: number | null; unit: string; note: string }
+interface Figure { value: number | null; unit: string; note: string; cell?: string }
 type Results = Record<string, Record<string, Figure>>;
 const SCENARIOS: { key: string; title: string; unit: string }[] = [
   { key: 'freeze', title: 'frozen primary (whole process tree SIGSTOPped) → writes back', unit: 'ms' },
   { key: 'pgkill', title: "primary's postgres SIGKILLed under a live autopilot / Patroni → writes back", unit: 'ms' },
   { key: 'switchover', title: 'planned switchover → writes unavailable', unit: 'ms' },
   { key: 'idle', title: 'idle 3-member cluster: Kubernetes API requests / minute (audit log)', unit: 'req/min' },
+  { key: 'rss', title: "idle RSS of each member's entrypoint process (MB; ours: node, Patroni: python)", unit: 'MB' },
+  { key: 'cpu', title: "idle CPU of each member's entrypoint process (ms / minute)", unit: 'ms/min' },
 ];
+const ALL_SCENARIOS = ['idle', 'switchover', 'pgkill', 'freeze'];
 
-async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Record<string, Figure>) {
+async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Record<string, Figure>, scenarios: string[]) {
   const t0 = Date.now();
   let p = await healthy(s);
   log(`${s.title}: healthy after ${Date.now() - t0} ms (primary ${p})`);
@@ -187,7 +232,9 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   await sleep(10_000);
   const own0 = await s.ownRequestCount?.();
   const from = Date.now();
+  const sampler = sampleProcesses(s);
   await sleep(idleSeconds * 1000);
+  const samples = sampler.stop();
   const to = Date.now();
   const own1 = await s.ownRequestCount?.();
   await sleep(500); // let the audit backend flush the last events
@@ -197,10 +244,31 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   const ownNote = own0 !== undefined && own1 !== undefined ? `; its own counters: ${Math.round(((own1 - own0) * 60_000 / (to - from)) * 10) / 10}/min` : '';
   out.idle = { value: perMin, unit: 'req/min', note: `${events.length} in ${Math.round((to - from) / 1000)} s${outside ? ` (${outside} outside its namespace)` : ''}${ownNote}: ${breakdown(events)}` };
   log(`${s.title}: idle ${perMin} req/min — ${out.idle.note}`);
+  // Memory and CPU of each entrypoint over the same window: RSS as last sampled (≥ 10 s + the
+  // window after the cluster became healthy), CPU time used between the first and last sample.
+  const names = [...samples.keys()].sort();
+  const last = names.map((n) => samples.get(n)!.at(-1)!.sample);
+  const cpu = names.map((n) => {
+    const xs = samples.get(n)!;
+    const a = xs[0]!, b = xs.at(-1)!;
+    return b.at > a.at ? ((b.sample.cpuTicks - a.sample.cpuTicks) * (1000 / CLK_TCK) * 60_000) / (b.at - a.at) : NaN;
+  });
+  const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  if (names.length) {
+    out.rss = {
+      value: Math.round(mean(last.map((x) => x.rssKb)) / 102.4) / 10, unit: 'MB', cell: last.map((x) => mb(x.rssKb)).join(' / '),
+      note: `VmRSS of each member's entrypoint (${last[0]!.comm}) after ${Math.round((to - from) / 1000) + 10} s idle, ${names.map((n, i) => `${n} ${mb(last[i]!.rssKb)} MB (anon ${mb(last[i]!.anonKb)}, file ${mb(last[i]!.fileKb)}; max over ${samples.get(n)!.length} samples ${mb(Math.max(...samples.get(n)!.map((x) => x.sample.rssKb)))})`).join(', ')}; value = mean`,
+    };
+    out.cpu = {
+      value: Math.round(mean(cpu)), unit: 'ms/min', cell: cpu.map((x) => String(Math.round(x))).join(' / '),
+      note: `user + system CPU time of each entrypoint over the idle window (${names.join(', ')}); value = mean`,
+    };
+    log(`${s.title}: idle RSS ${out.rss.cell} MB, CPU ${out.cpu.cell} ms/min — ${out.rss.note}`);
+  }
   if (s.idleOnly) return;
 
   // switchover
-  try {
+  if (scenarios.includes('switchover')) try {
     p = await healthy(s);
     const target = s.members.find((m) => m !== p)!;
     const w = await Writer.start(s, p, { table: 'w_switchover' });
@@ -213,10 +281,10 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
     await w.stop();
     out.switchover = { value: w.longestGapMs(at), unit: 'ms', note: `${p} → ${target}, request answered ${resp.slice(0, 80)}` };
   } catch (e) { out.switchover = { value: null, unit: 'ms', note: `failed: ${(e as Error).message.split('\n')[0]}` }; }
-  log(`${s.title}: switchover ${out.switchover.value} ms — ${out.switchover.note}`);
+  if (out.switchover) log(`${s.title}: switchover ${out.switchover.value} ms — ${out.switchover.note}`);
 
   // postgres SIGKILL on the primary
-  try {
+  if (scenarios.includes('pgkill')) try {
     p = await healthy(s);
     const w = await Writer.start(s, p, { table: 'w_pgkill' });
     await w.warm();
@@ -240,10 +308,10 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
     const np = after[after.length - 1];
     out.pgkill = { value: w.longestGapMs(at), unit: 'ms', note: np === p ? `restarted in place on ${p}, no failover` : `failover ${p} → ${np}` };
   } catch (e) { out.pgkill = { value: null, unit: 'ms', note: `failed: ${(e as Error).message.split('\n')[0]}` }; }
-  log(`${s.title}: postgres SIGKILL ${out.pgkill.value} ms — ${out.pgkill.note}`);
+  if (out.pgkill) log(`${s.title}: postgres SIGKILL ${out.pgkill.value} ms — ${out.pgkill.note}`);
 
   // frozen primary
-  try {
+  if (scenarios.includes('freeze')) try {
     p = await healthy(s);
     const w = await Writer.start(s, p, { table: 'w_freeze' });
     await w.warm();
@@ -271,11 +339,12 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
       note: `failover ${p} → ${np}; ${twoLabelled ? `${twoLabelled}/${labelSamples} samples had ${'>'}1 pod carrying the primary role label` : 'never more than 1 pod with the primary role label'}; labelled right after thaw: ${labels.join(',') || 'none'}`,
     };
   } catch (e) { out.freeze = { value: null, unit: 'ms', note: `failed: ${(e as Error).message.split('\n')[0]}` }; }
-  log(`${s.title}: freeze ${out.freeze.value} ms — ${out.freeze.note}`);
+  if (out.freeze) log(`${s.title}: freeze ${out.freeze.value} ms — ${out.freeze.note}`);
 }
 
 function fmt(f: Figure | undefined): string {
   if (!f || f.value === null) return 'n/a';
+  if (f.cell) return f.cell;
   return f.unit === 'ms' ? `${(f.value / 1000).toFixed(2)} s` : `${f.value}`;
 }
 function ratio(patroni: Figure | undefined, base: Figure | undefined): string {
@@ -286,6 +355,9 @@ function ratio(patroni: Figure | undefined, base: Figure | undefined): string {
 async function main() {
   const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
   const wanted = (process.env.BENCH_SUBJECTS ?? 'ours,patroni-default,patroni-tuned').split(',').map((x) => x.trim());
+  const scenarios = (process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((x) => x.trim());
+  for (const sc of scenarios) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${sc} (known: ${ALL_SCENARIOS.join(', ')})`);
+  if (!scenarios.includes('idle')) throw new Error('BENCH_SCENARIOS must include idle (every run measures it first)');
   const DEFAULT: PatroniTimings = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
   const TUNED: PatroniTimings = { ttl: 10, loop_wait: 2, retry_timeout: 4 };
   const titles: Record<string, string> = {
@@ -317,7 +389,7 @@ async function main() {
       try {
         s = id === 'ours' ? await ours(kube) : await patroni(kube, id, titles[id]!, id.startsWith('patroni-tuned') ? TUNED : DEFAULT, !id.endsWith('-cm'));
         current = s;
-        await runSubject(kube, s, idleSeconds, results[id]!);
+        await runSubject(kube, s, idleSeconds, results[id]!, scenarios);
       } catch (e) {
         problems.push(`${titles[id]}: ${(e as Error).message}`);
         log(`${titles[id]}: FAILED ${(e as Error).message}`);
@@ -334,7 +406,7 @@ async function main() {
   const cols = wanted.filter((id) => results[id]);
   const pcols = cols.filter((id) => id !== 'ours');
   const head = ['scenario', ...cols.flatMap((id) => (id === 'ours' ? [titles[id]!] : [titles[id]!, 'ratio (Patroni / ours)']))];
-  const rows = SCENARIOS.map((sc) => [
+  const rows = SCENARIOS.filter((sc) => cols.some((id) => results[id]![sc.key])).map((sc) => [
     sc.title + (sc.unit === 'ms' ? ' (s)' : ''),
     ...cols.flatMap((id) => (id === 'ours' ? [fmt(results[id]![sc.key])] : [fmt(results[id]![sc.key]), ratio(results[id]![sc.key], results.ours?.[sc.key])])),
   ]);

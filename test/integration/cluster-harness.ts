@@ -12,7 +12,10 @@ import pg from 'pg';
 import { startKube, freePort, type Kube, type KubeProxy } from './kube-harness.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(ROOT, 'dist/scripts/cli.js');
+/** The image's command: members start through it, with the image's Node.js flags (see the file). */
+const LAUNCHER = join(ROOT, 'images/postgres/autopilot');
+/** The node binary members run on: this one, unless PGA_MEMBER_NODE names another (e.g. the image's). */
+const MEMBER_NODE = process.env.PGA_MEMBER_NODE || process.execPath;
 export const PASSWORD = 'super-secret-pw';
 export const TOKEN = 'api-token-for-tests';
 const isRoot = process.getuid?.() === 0;
@@ -96,9 +99,11 @@ export class Cluster {
     const m = this.member(name);
     const out = createWriteStream(m.logFile, { flags: 'a' });
     const prefix = pgIds ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
-    const argv = [...prefix, process.execPath, CLI, 'run'];
+    // `sh autopilot run` execs node: the process spawned here is the member's node process.
+    const argv = [...prefix, '/bin/sh', LAUNCHER, 'run'];
     // Its own process group, like a container: freeze() stops the entrypoint and postgres together.
-    const proc = spawn(argv[0]!, argv.slice(1), { env: m.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const env = { ...m.env, AUTOPILOT_NODE: MEMBER_NODE, AUTOPILOT_HOME: ROOT };
+    const proc = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     proc.stdout!.pipe(out, { end: false });
     proc.stderr!.pipe(out, { end: false });
     m.proc = proc;
