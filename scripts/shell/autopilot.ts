@@ -541,8 +541,8 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         return;
       case 'rewind': {
         if (pg.isRunning()) await pg.stop('fast');
-        const ok = await pg.rewind(a.from);
-        if (!ok) { rewindFailures++; log.warn('pg_rewind failed', { failures: rewindFailures }); return; }
+        const r = await pg.rewind(a.from);
+        if (r.outcome !== 'done') { if (r.outcome === 'failed') rewindFailures++; log.warn(`pg_rewind ${r.outcome}`, { detail: r.detail, failures: rewindFailures }); return; }
         rewindFailures = 0;
         await startAs('replica', a.from);
         void kube.event('Pod', cfg.podName, 'Rejoined', `${cfg.podName} rewound and follows ${a.from.name}`);
