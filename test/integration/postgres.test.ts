@@ -496,6 +496,38 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     await m3.pg.stop('fast');
   });
 
+  test('a frozen postgres: status() gives up within its bounds, never throws, and answers again once thawed', async () => {
+    assert.equal((await m1.pg.status()).accepting, true);
+    const pm = m1.pg.pid() as number;
+    const tree = [pm, ...execFileSync('ps', ['-o', 'pid=', '--ppid', String(pm)]).toString().trim().split(/\s+/).map(Number)];
+    const signal = (sig: NodeJS.Signals) => tree.forEach((p) => { try { process.kill(p, sig); } catch { /* exited */ } });
+    signal('SIGSTOP');
+    try {
+      let t = Date.now();
+      const a = await m1.pg.status();
+      const first = Date.now() - t;
+      assert.equal(a.accepting, false);
+      assert.equal(a.inRecovery, null);
+      assert.match(a.error ?? '', /timeout/i);
+      assert.ok(first < 4500, `the question on the open session gives up after its timeout: ${first} ms`);
+      t = Date.now();
+      const b = await m1.pg.status();
+      const second = Date.now() - t;
+      assert.equal(b.accepting, false);
+      assert.match(b.error ?? '', /cannot connect to the local postgres/);
+      assert.ok(second < 2500, `one bounded reconnection attempt: ${second} ms`);
+      timings.frozenStatus = first;
+      timings.frozenReconnect = second;
+    } finally {
+      signal('SIGCONT');
+    }
+    const back = await waitFor('m1 answers again', async () => {
+      const s = await m1.pg.status();
+      return s.accepting ? s : null;
+    });
+    assert.equal(back.inRecovery, false);
+  });
+
   test('slots: dropSlotsExcept drops inactive slots of gone members only', async () => {
     await m1.pg.ensureSlots(['gone_member', memberSlotName('m0'), memberSlotName('m2')]);
     await m1.pg.dropSlotsExcept([memberSlotName('m0'), memberSlotName('m2')]);
