@@ -148,10 +148,12 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       return;
     case 'rewind': {
       if (pg.isRunning()) await pg.stop('fast');
-      const r: unknown = await pg.rewind(a.from);
-      const outcome = typeof r === 'boolean' ? (r ? 'done' : 'failed') : (r as { outcome: 'done' | 'unreachable' | 'failed' }).outcome;
-      record(st, { type: 'rewound', outcome });
-      if (outcome !== 'done') { log.warn(`pg_rewind ${outcome === 'unreachable' ? 'could not reach its source' : 'failed'}`, { from: a.from.name, failures: st.memory.rewindFailures }); return; }
+      const r = await pg.rewind(a.from);
+      record(st, { type: 'rewound', outcome: r.outcome });
+      if (r.outcome !== 'done') {
+        log.warn(r.outcome === 'unreachable' ? 'pg_rewind could not use its source (does not count toward a re-clone)' : 'pg_rewind failed against a live source', { from: a.from.name, detail: r.detail, failures: st.memory.rewindFailures });
+        return;
+      }
       await startAs(st, 'replica', a.from);
       void kube.event('Pod', cfg.podName, 'Rejoined', `${cfg.podName} rewound and follows ${a.from.name}`);
       return;
@@ -242,7 +244,6 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
     case 'manage_slots':
       await pg.ensureSlots(a.keep);
       await pg.dropSlotsExcept(a.keep);
-      st.slotsCache = { names: [...a.keep], at: st.now() };
       log.info('replication slots', { keep: a.keep });
       return;
     case 'probe_members':

@@ -79,20 +79,9 @@ async function serverState(dataDir: string): Promise<PgView['serverState']> {
 
 async function pgView(st: State, s: PgStatus, running: boolean, systemId: string | null): Promise<PgView> {
   const lsnStr = s.inRecovery ? s.receivedLsn ?? s.replayedLsn : s.currentLsn;
-  let slots: string[] | null = null;
-  const withSlots = s as PgStatus & { slots?: { name: string }[] };
-  if (running && s.inRecovery === false) {
-    if (withSlots.slots) slots = withSlots.slots.map((x) => x.name);
-    else {
-      // Without slots in the status, read them at most every 30 s (and after we changed them).
-      if (!st.slotsCache || st.now() - st.slotsCache.at > 30_000) {
-        const names = await st.pg.query("SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical'")
-          .then((rows) => (rows as { slot_name: string }[]).map((r) => r.slot_name)).catch(() => null);
-        st.slotsCache = names ? { names, at: st.now() } : null;
-      }
-      slots = st.slotsCache?.names ?? null;
-    }
-  } else st.slotsCache = null;
+  // The primary's slots come with its status, read on the autopilot's own connection; the
+  // temporary ones pg_basebackup makes while a member clones (pg_basebackup_<pid>) are not ours.
+  const slots = running && s.inRecovery === false ? s.slots.map((x) => x.name).filter((n) => !n.startsWith('pg_basebackup_')) : null;
   return {
     running,
     serverState: running ? await serverState(st.cfg.dataDir) : null,

@@ -129,7 +129,7 @@ export function snapshot(st: State): StatusSnapshot {
 export function metrics(st: State): string {
   const s = myStatus(st);
   const lv = leaseView(st);
-  const slots = (st.lastPg as { slots?: { name: string; walStatus: string | null }[] } | null)?.slots ?? [];
+  const slots = st.lastPg?.slots ?? [];
   const lines = [
     '# HELP pga_role Role of this member (1 for the current role).', '# TYPE pga_role gauge',
     ...(['primary', 'replica', 'unknown'] as const).map((r) => `pga_role{role="${r}"} ${s.role === r ? 1 : 0}`),

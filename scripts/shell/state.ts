@@ -56,8 +56,6 @@ export interface State {
   /** the publish on the wire, and whether another is wanted after it */
   publishing: Promise<void> | null;
   publishAgain: 'yes' | 'force' | null;
-  /** the primary's replication slots, when the postgres status does not carry them */
-  slotsCache: { names: string[]; at: number } | null;
   /** what we last published on our pod */
   published: { key: string; at: number; lsn: string | null; label: Role | null };
   /** set by the loop: stop postgres now (the watchdog) */
@@ -79,7 +77,6 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
-    slotsCache: null,
     publishing: null,
     publishAgain: null,
     onWatchdog: () => undefined,

@@ -148,6 +148,61 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.equal(statSync(pass).mode & 0o777, 0o600);
   });
 
+  test('status() keeps answering while every connection slot is taken by other clients', async () => {
+    assert.equal((await m0.pg.status()).accepting, true);
+    const { default: pg } = await import('pg');
+    const [mc] = await rows(m0, 'SHOW max_connections');
+    const max = Number(mc?.max_connections);
+    const clients: InstanceType<typeof pg.Client>[] = [];
+    let refused: Error | null = null;
+    try {
+      // the superuser may use the reserved slots too: open connections until postgres says no
+      for (let i = 0; i <= max && !refused; i++) {
+        const c = new pg.Client({ host: '127.0.0.1', port: m0.port, user: 'postgres', password: PASSWORDS.superuser, database: 'postgres', connectionTimeoutMillis: 5000 });
+        c.on('error', () => undefined);
+        try {
+          await c.connect();
+          clients.push(c);
+        } catch (e) {
+          refused = e as Error;
+        }
+      }
+      assert.match(refused?.message ?? 'no refusal', /too many clients/, 'every slot is taken');
+      assert.ok(clients.length >= max - 2, `${clients.length} of ${max} slots held by the clients`);
+      for (let i = 0; i < 5; i++) {
+        const t = Date.now();
+        const s = await m0.pg.status();
+        assert.equal(s.accepting, true, `status ${i}: ${s.error}`);
+        assert.equal(s.inRecovery, false);
+        assert.equal(s.error, null);
+        assert.ok(Date.now() - t < 1000, 'answers at once');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // the session lost while every slot is taken: status() says so, at once, and never throws
+      const [killer] = clients;
+      await killer!.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg-autopilot'");
+      await waitFor('session gone', async () => (await killer!.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pg-autopilot'")).rows[0].n === 0);
+      const extra = new pg.Client({ host: '127.0.0.1', port: m0.port, user: 'postgres', password: PASSWORDS.superuser, database: 'postgres' });
+      extra.on('error', () => undefined);
+      await extra.connect(); // takes the slot the session had
+      clients.push(extra);
+      const t = Date.now();
+      const lost = await m0.pg.status();
+      assert.equal(lost.running, true);
+      assert.equal(lost.accepting, false);
+      assert.equal(lost.inRecovery, null);
+      assert.match(lost.error ?? '', /cannot connect to the local postgres: .*too many clients/);
+      assert.ok(Date.now() - t < 2500, `bounded: ${Date.now() - t} ms`);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    }
+    const back = await waitFor('status answers again', async () => {
+      const s = await m0.pg.status();
+      return s.accepting ? s : null;
+    });
+    assert.equal(back.inRecovery, false);
+  });
+
   test('clone: pg_basebackup from the primary → standby streaming through its slot', async () => {
     await m0.pg.ensureSlots([memberSlotName(m1.name)]);
     await m0.pg.ensureSlots([memberSlotName(m1.name)]); // idempotent
@@ -179,6 +234,8 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     });
     const rep = ps.replicas.find((r) => r.applicationName === 'm1');
     assert.equal(rep?.syncState, 'async');
+    assert.deepEqual(ps.slots, [{ name: memberSlotName('m1'), active: true, walStatus: 'reserved' }], 'the primary reports its slots');
+    assert.deepEqual(st.slots, [], 'a replica reports none');
     const [slot] = await rows(m0, `SELECT active FROM pg_replication_slots WHERE slot_name = '${memberSlotName('m1')}'`);
     assert.equal(slot?.active, true, 'standby streams through its slot');
 
@@ -231,7 +288,7 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.equal(m0.pg.isRunning(), false);
     await m0.pg.writeConfig(dyn(m0, m1));
     t = Date.now();
-    assert.equal(await m0.pg.rewind({ host: '127.0.0.1', port: m1.port }), true);
+    assert.deepEqual(await m0.pg.rewind({ host: '127.0.0.1', port: m1.port }), { outcome: 'done' });
     timings.rewind = Date.now() - t;
     assert.equal(await m0.pg.dataDirState(), 'valid');
     // our configuration is back (pg_rewind copies the source's files)
@@ -252,14 +309,29 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.deepEqual(await rows(m0, 'SELECT v FROM t WHERE id = 2001'), [{ v: 'on m1 after promotion' }]);
   });
 
-  test('rewind fails cleanly (false) when the source is unreachable, leaving the directory untouched', async () => {
+  test('rewind against a closed port is "unreachable", leaving the directory untouched', async () => {
     await m2.pg.basebackup({ host: '127.0.0.1', port: m1.port });
     await m2.pg.writeConfig(dyn(m2, m1));
     const before = readFileSync(`${m2.cfg.dataDir}/global/pg_control`);
     const dead = await (await import('./pg-harness.js')).freePort();
-    assert.equal(await m2.pg.rewind({ host: '127.0.0.1', port: dead }), false);
+    const r = await m2.pg.rewind({ host: '127.0.0.1', port: dead });
+    assert.equal(r.outcome, 'unreachable', JSON.stringify(r));
+    assert.match(r.outcome === 'unreachable' ? r.detail : '', /ECONNREFUSED|connect/);
     assert.equal(await m2.pg.dataDirState(), 'valid', 'nothing was changed: still valid');
     assert.deepEqual(readFileSync(`${m2.cfg.dataDir}/global/pg_control`), before);
+  });
+
+  test('rewind against a reachable source of another cluster (different system identifier) is "failed"', async () => {
+    const other = await h.member('other', { configFiles: bootstrapFiles, secretFiles: { 'reporter-password': 'rep-pw\n' } });
+    await other.pg.initdb();
+    await other.pg.writeConfig(dyn(other, null));
+    await other.pg.start();
+    await other.pg.bootstrapSql();
+    assert.notEqual((await other.pg.status()).systemIdentifier, (await m1.pg.status()).systemIdentifier);
+    const r = await m2.pg.rewind({ host: '127.0.0.1', port: other.port });
+    assert.equal(r.outcome, 'failed', JSON.stringify(r));
+    assert.match(r.outcome === 'failed' ? r.detail : '', /different systems/);
+    await other.pg.stop('fast');
     await m2.pg.wipe();
     assert.equal(await m2.pg.dataDirState(), 'empty');
   });
@@ -422,6 +494,38 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     assert.deepEqual(r.rows, [{ ssl: true }]);
     await assert.rejects(h.tcpQuery(m3, 'app', PASSWORDS.app, 'SELECT 1', 'app'), /no pg_hba.conf entry/);
     await m3.pg.stop('fast');
+  });
+
+  test('a frozen postgres: status() gives up within its bounds, never throws, and answers again once thawed', async () => {
+    assert.equal((await m1.pg.status()).accepting, true);
+    const pm = m1.pg.pid() as number;
+    const tree = [pm, ...execFileSync('ps', ['-o', 'pid=', '--ppid', String(pm)]).toString().trim().split(/\s+/).map(Number)];
+    const signal = (sig: NodeJS.Signals) => tree.forEach((p) => { try { process.kill(p, sig); } catch { /* exited */ } });
+    signal('SIGSTOP');
+    try {
+      let t = Date.now();
+      const a = await m1.pg.status();
+      const first = Date.now() - t;
+      assert.equal(a.accepting, false);
+      assert.equal(a.inRecovery, null);
+      assert.match(a.error ?? '', /timeout/i);
+      assert.ok(first < 4500, `the question on the open session gives up after its timeout: ${first} ms`);
+      t = Date.now();
+      const b = await m1.pg.status();
+      const second = Date.now() - t;
+      assert.equal(b.accepting, false);
+      assert.match(b.error ?? '', /cannot connect to the local postgres/);
+      assert.ok(second < 2500, `one bounded reconnection attempt: ${second} ms`);
+      timings.frozenStatus = first;
+      timings.frozenReconnect = second;
+    } finally {
+      signal('SIGCONT');
+    }
+    const back = await waitFor('m1 answers again', async () => {
+      const s = await m1.pg.status();
+      return s.accepting ? s : null;
+    });
+    assert.equal(back.inRecovery, false);
   });
 
   test('slots: dropSlotsExcept drops inactive slots of gone members only', async () => {

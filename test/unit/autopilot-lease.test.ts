@@ -36,7 +36,7 @@ function fakePg(st: Partial<PgStatus>): Postgres {
   const status = (): PgStatus => ({
     running, accepting: running, inRecovery: running ? (st.inRecovery ?? true) : null, timeline: 1,
     currentLsn: null, receivedLsn: '0/3000000', replayedLsn: '0/3000000', streaming: false, upstreamHost: null,
-    replicas: [], systemIdentifier: '1', error: null,
+    replicas: [], slots: [], systemIdentifier: '1', error: null,
   });
   return {
     status: async () => status(),
