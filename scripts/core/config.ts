@@ -8,7 +8,12 @@ import { customCleanEnv, makeValidator, EnvError, EnvMissingError, str } from 'e
 import { validateParameters } from './render.js';
 import { ConfigError } from './errors.js';
 
-export type SyncMode = 'off' | 'on';
+/** off: asynchronous. on: commits wait for PGA_SYNC_COUNT standbys; without a streaming standby the
+ *  primary goes asynchronous and records an empty synchronous set (no automatic failover until a
+ *  standby catches up). strict: the same, but without a standby the primary keeps waiting (writes
+ *  block) instead of going asynchronous. */
+export type SyncMode = 'off' | 'on' | 'strict';
+export const SYNC_MODES: readonly SyncMode[] = ['off', 'on', 'strict'];
 
 export interface BootstrapSpec {
   initdb: { encoding: string; locale: string; dataChecksums: boolean; args: string[] };
@@ -38,6 +43,9 @@ export interface Config {
   maxLagBytes: number;
   syncMode: SyncMode;
   syncCount: number;
+  /** PGA_MAX_SLOT_WAL_KEEP_SIZE in MB (PostgreSQL's unit): the default of max_slot_wal_keep_size;
+   *  -1 = unlimited (only when set so explicitly) */
+  maxSlotWalKeepSizeMb: number;
   nofailover: boolean;
   /** PGA_FAILSAFE: while the API is unreachable, a primary that every member confirms stays primary */
   failsafe: boolean;
@@ -141,6 +149,22 @@ const posInt = makeValidator<number>((v) => {
   const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
   return Number.isSafeInteger(n) && n >= 1 && n <= 100 ? n : bad(v, 'a whole number from 1 to 100');
 });
+/** PostgreSQL's largest max_slot_wal_keep_size, in MB (INT_MAX). */
+export const MAX_SLOT_WAL_KEEP_SIZE_MB = 2147483647;
+const SIZE_UNITS_MB: Record<string, number> = { MB: 1, GB: 1024, TB: 1024 * 1024 };
+/** A WAL size for max_slot_wal_keep_size, in MB: "2560MB", "1GB", "2TB", or "-1" (unlimited). */
+export function parseWalKeepSizeMb(v: string): number | null {
+  const s = v.trim();
+  if (s === '-1') return -1;
+  const m = /^(\d+)(MB|GB|TB)$/.exec(s);
+  if (!m) return null;
+  const mb = Number(m[1]) * (SIZE_UNITS_MB[m[2] as string] as number);
+  return Number.isSafeInteger(mb) && mb >= 1 && mb <= MAX_SLOT_WAL_KEEP_SIZE_MB ? mb : null;
+}
+const walKeepSize = makeValidator<number>((v) => {
+  const mb = parseWalKeepSizeMb(v);
+  return mb !== null ? mb : bad(v, `a WAL size with its unit, from 1MB to ${MAX_SLOT_WAL_KEEP_SIZE_MB}MB (e.g. "2560MB", "1GB"), or "-1" for unlimited (a member that cannot stream then keeps WAL on the primary until its disk is full)`);
+});
 const boolean = makeValidator<boolean>((v) => {
   const s = v.trim().toLowerCase();
   if (['true', '1', 'yes', 'on'].includes(s)) return true;
@@ -198,10 +222,12 @@ function envSpecs() {
     PGA_RENEW_SECONDS: seconds({ default: 2000 }),
     PGA_RENEW_DEADLINE_SECONDS: seconds({ default: 4500 }),
     PGA_MAX_LAG_BYTES: nonNegInt({ default: 16777216 }),
-    PGA_SYNC_MODE: oneOf<SyncMode>(['off', 'on'])({ default: 'off' }),
+    PGA_SYNC_MODE: oneOf<SyncMode>(SYNC_MODES)({ default: 'off' }),
     PGA_SYNC_COUNT: posInt({ default: 1 }),
+    // 1GB: the chart always sets it (a quarter of the volume holding pg_wal)
+    PGA_MAX_SLOT_WAL_KEEP_SIZE: walKeepSize({ default: 1024 }),
     PGA_NOFAILOVER: boolean({ default: false }),
-    PGA_FAILSAFE: boolean({ default: false }),
+    PGA_FAILSAFE: boolean({ default: true }),
     PGA_LOG_FORMAT: oneOf<LogFormat>(LOG_FORMATS)({ default: 'json' }),
     PGA_LOG_LEVEL: oneOf<LogLevel>(LOG_LEVELS)({ default: 'info' }),
     PGA_SUPERUSER: roleName({ default: 'postgres' }),
@@ -694,6 +720,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     maxLagBytes: e.PGA_MAX_LAG_BYTES,
     syncMode: e.PGA_SYNC_MODE,
     syncCount: e.PGA_SYNC_COUNT,
+    maxSlotWalKeepSizeMb: e.PGA_MAX_SLOT_WAL_KEEP_SIZE,
     nofailover: e.PGA_NOFAILOVER,
     failsafe: e.PGA_FAILSAFE,
     logFormat: e.PGA_LOG_FORMAT,

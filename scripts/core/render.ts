@@ -165,6 +165,11 @@ export function validateParameters(params: Record<string, string>): void {
         if (!parts.includes('stderr') || parts.some((p) => p !== 'stderr')) refuse(rawName, value, "logs must go to stderr (no logging collector runs); accepted: 'stderr'");
         break;
       }
+      case 'max_slot_wal_keep_size': {
+        // an unparsable value would keep postgres from starting
+        if (!/^\s*(-1|\d+\s*(kB|MB|GB|TB)?)\s*$/.test(value)) refuse(rawName, value, "accepted: -1 (unlimited) or a size such as '2560MB' or '4GB' (no unit: MB)");
+        break;
+      }
       case 'archive_mode': {
         const v = value.trim().toLowerCase();
         const on = v === 'always' || pgBool(v) === true;
@@ -195,6 +200,9 @@ function defaults(cfg: Config): [string, string][] {
     ['max_wal_senders', '10'],
     ['max_replication_slots', '10'],
     ['wal_keep_size', '256MB'],
+    // bounds the WAL a replication slot may hold (a member stuck Pending or crash-looping), so it
+    // can never fill the primary's disk; a slot past it is invalidated and its member re-clones
+    ['max_slot_wal_keep_size', cfg.maxSlotWalKeepSizeMb < 0 ? '-1' : `${cfg.maxSlotWalKeepSizeMb}MB`],
     ['hot_standby_feedback', 'on'],
     ['wal_receiver_timeout', '30s'],
     ['wal_sender_timeout', '30s'],

@@ -40,7 +40,7 @@ NAMESPACE=db
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 CRD_SCHEMAS="$CACHE/crd-schemas/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
 # Override files the suite insists on (each a documented scenario).
-REQUIRED_CI=(ephemeral vault existing-secret tls metrics one-member seven-members sync hard-anti-affinity)
+REQUIRED_CI=(ephemeral vault existing-secret tls metrics one-member seven-members sync sync-strict hard-anti-affinity)
 
 for tool in helm kubeconform node; do
   command -v "$tool" >/dev/null || { echo "chart: $tool not found; run: bash test/toolchain/install.sh helm unittest kubeconform schemas" >&2; exit 2; }

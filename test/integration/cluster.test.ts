@@ -215,8 +215,9 @@ test('frozen primary (entrypoint and postgres stopped, like a paused container):
   }
 });
 
-test('a short API-server blip (every member cut off for 3 s) demotes nobody', async (t) => {
-  const c = await Cluster.start(kube);
+test('a short API-server blip (every member cut off for 3 s) demotes nobody, even with failsafe off', async (t) => {
+  // Failsafe off: what is tested is the renew deadline's margin alone (with failsafe, the next test).
+  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'false' } });
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);
@@ -240,7 +241,7 @@ test('a short API-server blip (every member cut off for 3 s) demotes nobody', as
   }
 });
 
-test('failsafe mode: an API outage longer than the lease keeps the primary while every member confirms it', async (t) => {
+test('failsafe mode (the default): an API outage longer than the lease keeps the primary while every member confirms it', async (t) => {
   const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'true' } });
   try {
     const p = await healthy(c, 3);
@@ -282,8 +283,11 @@ test('failsafe mode: an API outage longer than the lease keeps the primary while
   }
 });
 
-test('primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
-  const c = await Cluster.start(kube);
+test('failsafe off: a primary cut off from the API server demotes itself before anyone else takes over', async (t) => {
+  // With failsafe (the default) the replicas, which still reach it over HTTP, would keep it
+  // primary: this is the behaviour without failsafe (autopilot.failsafe: false). With failsafe, a
+  // primary cut off from the API *and* a peer demotes likewise (the failsafe test, step 3).
+  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'false' } });
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);

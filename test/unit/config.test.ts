@@ -76,6 +76,8 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.syncMode, 'off');
     assert.equal(c.syncCount, 1);
     assert.equal(c.nofailover, false);
+    assert.equal(c.failsafe, true, 'failsafe is on by default (PGA_FAILSAFE)');
+    assert.equal(c.maxSlotWalKeepSizeMb, 1024, 'max_slot_wal_keep_size defaults to 1GB without PGA_MAX_SLOT_WAL_KEEP_SIZE');
     assert.equal(c.logFormat, 'json');
     assert.equal(c.logLevel, 'info');
     assert.equal(c.superuser, 'postgres');
@@ -108,7 +110,9 @@ describe('loadConfig: defaults', () => {
         PGA_MAX_LAG_BYTES: '0',
         PGA_SYNC_MODE: 'on',
         PGA_SYNC_COUNT: '2',
+        PGA_MAX_SLOT_WAL_KEEP_SIZE: '2560MB',
         PGA_NOFAILOVER: 'true',
+        PGA_FAILSAFE: 'false',
         PGA_LOG_FORMAT: 'text',
         PGA_LOG_LEVEL: 'debug',
         PGA_SUPERUSER: 'admin',
@@ -133,7 +137,9 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.maxLagBytes, 0);
     assert.equal(c.syncMode, 'on');
     assert.equal(c.syncCount, 2);
+    assert.equal(c.maxSlotWalKeepSizeMb, 2560);
     assert.equal(c.nofailover, true);
+    assert.equal(c.failsafe, false);
     assert.equal(c.logFormat, 'text');
     assert.equal(c.logLevel, 'debug');
     assert.equal(c.superuser, 'admin');
@@ -150,6 +156,30 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.logLevel, 'info');
     assert.equal(c.appUser, null);
     assert.equal(c.secrets.appPassword, null);
+  });
+
+  test('PGA_SYNC_MODE accepts off, on and strict', () => {
+    for (const mode of ['off', 'on', 'strict'] as const) assert.equal(load({ PGA_SYNC_MODE: mode }).syncMode, mode);
+  });
+
+  test('PGA_FAILSAFE: "false" turns failsafe off, an empty value keeps the default (on)', () => {
+    assert.equal(load({ PGA_FAILSAFE: 'false' }).failsafe, false);
+    assert.equal(load({ PGA_FAILSAFE: 'true' }).failsafe, true);
+    assert.equal(load({ PGA_FAILSAFE: '' }).failsafe, true);
+  });
+
+  test('PGA_MAX_SLOT_WAL_KEEP_SIZE: MB, GB, TB → MB; -1 (unlimited) only when set so', () => {
+    const cases: [string, number][] = [
+      ['2560MB', 2560],
+      ['1MB', 1],
+      ['1GB', 1024],
+      ['2TB', 2 * 1024 * 1024],
+      [' 512MB ', 512],
+      ['2147483647MB', 2147483647],
+      ['-1', -1],
+      ['', 1024],
+    ];
+    for (const [v, mb] of cases) assert.equal(load({ PGA_MAX_SLOT_WAL_KEEP_SIZE: v }).maxSlotWalKeepSizeMb, mb, JSON.stringify(v));
   });
 
   test('secrets given directly (no _FILE) work and lose one trailing newline only', () => {
@@ -202,7 +232,17 @@ describe('loadConfig: every bad value is a ConfigError naming the variable', () 
     ['renew', { PGA_RENEW_SECONDS: 'abc' }, [/^PGA_RENEW_SECONDS: got "abc"/]],
     ['renew deadline', { PGA_RENEW_DEADLINE_SECONDS: '' + 'x' }, [/^PGA_RENEW_DEADLINE_SECONDS: got "x"/]],
     ['max lag', { PGA_MAX_LAG_BYTES: '16MB' }, [/^PGA_MAX_LAG_BYTES: got "16MB"/, /whole number/]],
-    ['sync mode', { PGA_SYNC_MODE: 'remote_apply' }, [/^PGA_SYNC_MODE: got "remote_apply"/, /"off" \| "on"/]],
+    ['sync mode', { PGA_SYNC_MODE: 'remote_apply' }, [/^PGA_SYNC_MODE: got "remote_apply"/, /accepted: "off" \| "on" \| "strict"/, /Fix: correct PGA_SYNC_MODE/]],
+    ['sync mode case', { PGA_SYNC_MODE: 'Strict' }, [/^PGA_SYNC_MODE: got "Strict"/, /accepted: "off" \| "on" \| "strict"/]],
+    ['sync mode boolean', { PGA_SYNC_MODE: 'true' }, [/^PGA_SYNC_MODE: got "true"/, /accepted: "off" \| "on" \| "strict"/]],
+    ['failsafe', { PGA_FAILSAFE: 'sometimes' }, [/^PGA_FAILSAFE: got "sometimes"/, /"true" or "false"/, /Fix: correct PGA_FAILSAFE/]],
+    ['slot wal size without unit', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '2560' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "2560"/, /a WAL size with its unit/, /"-1" for unlimited/, /Fix: correct PGA_MAX_SLOT_WAL_KEEP_SIZE/]],
+    ['slot wal size Kubernetes unit', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '2Gi' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "2Gi"/, /e\.g\. "2560MB", "1GB"/]],
+    ['slot wal size kB', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '1024kB' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "1024kB"/]],
+    ['slot wal size 0', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '0MB' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "0MB"/, /from 1MB/]],
+    ['slot wal size negative', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '-2' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "-2"/]],
+    ['slot wal size fraction', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '1.5GB' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "1.5GB"/]],
+    ['slot wal size above PostgreSQL\'s limit', { PGA_MAX_SLOT_WAL_KEEP_SIZE: '2048TB' }, [/^PGA_MAX_SLOT_WAL_KEEP_SIZE: got "2048TB"/, /to 2147483647MB/]],
     ['sync count 0', { PGA_SYNC_COUNT: '0' }, [/^PGA_SYNC_COUNT: got "0"/]],
     ['sync count text', { PGA_SYNC_COUNT: 'one' }, [/^PGA_SYNC_COUNT: got "one"/]],
     ['nofailover', { PGA_NOFAILOVER: 'maybe' }, [/^PGA_NOFAILOVER: got "maybe"/, /"true" or "false"/]],

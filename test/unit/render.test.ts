@@ -108,6 +108,9 @@ describe('validateParameters', () => {
     [{ include: 'x.conf' }, /include .* is refused/],
     [{ WAL_LEVEL: 'minimal' }, /WAL_LEVEL = "minimal" is refused/],
     [{ work_mem: '4MB\nport = 1' }, /work_mem .* newlines/],
+    [{ max_slot_wal_keep_size: 'lots' }, /max_slot_wal_keep_size = "lots" is refused: accepted: -1 \(unlimited\) or a size/],
+    [{ max_slot_wal_keep_size: '2Gi' }, /max_slot_wal_keep_size = "2Gi" is refused/],
+    [{ max_slot_wal_keep_size: '-5' }, /max_slot_wal_keep_size = "-5" is refused/],
   ];
   for (const [params, re] of refused) {
     test(`refused: ${JSON.stringify(params)}`, () => {
@@ -125,6 +128,10 @@ describe('validateParameters', () => {
     { archive_mode: 'off' },
     { shared_buffers: '1GB', work_mem: "64MB", log_destination: 'stderr', password_encryption: 'scram-sha-256' },
     { hot_standby_feedback: 'off', synchronous_commit: 'remote_apply' },
+    { max_slot_wal_keep_size: '-1' },
+    { max_slot_wal_keep_size: '4GB' },
+    { max_slot_wal_keep_size: '2560' },
+    { max_slot_wal_keep_size: '512 MB' },
   ];
   for (const params of accepted) test(`accepted: ${JSON.stringify(params)}`, () => validateParameters(params));
   test('every problem listed', () => {
@@ -150,6 +157,7 @@ describe('renderPostgresqlConf', () => {
       max_wal_senders: "'10'",
       max_replication_slots: "'10'",
       wal_keep_size: "'256MB'",
+      max_slot_wal_keep_size: "'1024MB'",
       hot_standby_feedback: "'on'",
       password_encryption: "'scram-sha-256'",
       logging_collector: 'off',
@@ -184,6 +192,13 @@ describe('renderPostgresqlConf', () => {
     assert.equal(setting(conf, 'search_path'), `'"$user", public'`);
     assert.equal(setting(conf, 'log_line_prefix'), "'it''s'");
     assert.throws(() => renderPostgresqlConf(cfg({ parameters: { port: '1' } }), replica), ConfigError);
+  });
+
+  test('max_slot_wal_keep_size: PGA_MAX_SLOT_WAL_KEEP_SIZE (in MB) is the default, -1 only when set so; postgresql.parameters win', () => {
+    assert.equal(setting(renderPostgresqlConf(cfg({ maxSlotWalKeepSizeMb: 2560 }), primary), 'max_slot_wal_keep_size'), "'2560MB'");
+    assert.equal(setting(renderPostgresqlConf(cfg({ maxSlotWalKeepSizeMb: -1 }), primary), 'max_slot_wal_keep_size'), "'-1'");
+    assert.equal(setting(renderPostgresqlConf(cfg({ maxSlotWalKeepSizeMb: 2560, parameters: { max_slot_wal_keep_size: '8GB' } }), primary), 'max_slot_wal_keep_size'), "'8GB'");
+    assert.equal(setting(renderPostgresqlConf(cfg({ maxSlotWalKeepSizeMb: 2560, parameters: { max_slot_wal_keep_size: '-1' } }), primary), 'max_slot_wal_keep_size'), "'-1'");
   });
 
   test('TLS: ssl on with the files; hostssl rules', () => {

@@ -154,11 +154,57 @@ with nothing around it. */}}
 {{- printf "{{- with secret %q -}}{{ index %s %q }}{{- end -}}" .path $data .field -}}
 {{- end -}}
 
-{{/* postgres.syncMode: replication.synchronous as PGA_SYNC_MODE ("on" | "off"); YAML 1.1 reads
-unquoted on/off as booleans, so both spellings are accepted. */}}
+{{/* postgres.syncMode: replication.synchronous as PGA_SYNC_MODE ("off" | "on" | "strict"). YAML 1.1
+reads unquoted on/off as booleans, so both spellings of on and off are accepted; "strict" is a
+string. */}}
 {{- define "postgres.syncMode" -}}
 {{- $s := .Values.replication.synchronous -}}
 {{- if kindIs "bool" $s -}}{{ ternary "on" "off" $s }}{{- else -}}{{ $s }}{{- end -}}
+{{- end -}}
+
+{{/* postgres.quantityMB: a Kubernetes quantity (10Gi, 512Mi, 1.5G, 500M...) in MB as PostgreSQL
+counts them (1MB = 1024 kB = 1048576 bytes), rounded down, as a float. */}}
+{{- define "postgres.quantityMB" -}}
+{{- $q := toString . -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q -}}
+{{- $unit := trimPrefix $num $q -}}
+{{- $bytes := dict "k" "1e3" "M" "1e6" "G" "1e9" "T" "1e12" "P" "1e15" "E" "1e18" "Ki" "1024" "Mi" "1048576" "Gi" "1073741824" "Ti" "1099511627776" "Pi" "1125899906842624" "Ei" "1152921504606846976" -}}
+{{- if not (and $num (hasKey $bytes $unit)) -}}
+{{- fail (printf "postgres.quantityMB: %q is not a Kubernetes quantity with a unit" $q) -}}
+{{- end -}}
+{{- floor (divf (mulf (float64 $num) (float64 (get $bytes $unit))) 1048576) -}}
+{{- end -}}
+
+{{/* postgres.walVolumeMB: the size in MB of the volume that holds pg_wal: persistence.wal.size with
+a separate WAL volume, else persistence.size; with persistence disabled, the emptyDir's sizeLimit;
+empty when unknown (an emptyDir without sizeLimit). */}}
+{{- define "postgres.walVolumeMB" -}}
+{{- $p := .Values.persistence -}}
+{{- if and $p.enabled $p.wal.enabled -}}{{ include "postgres.quantityMB" $p.wal.size }}
+{{- else if $p.enabled -}}{{ include "postgres.quantityMB" $p.size }}
+{{- else if $p.emptyDir.sizeLimit -}}{{ include "postgres.quantityMB" $p.emptyDir.sizeLimit }}
+{{- end -}}
+{{- end -}}
+
+{{/* postgres.maxSlotWalKeepSize: PGA_MAX_SLOT_WAL_KEEP_SIZE, in MB ("2560MB") or "-1" (unlimited,
+only when replication.maxSlotWalKeepSize says so). replication.maxSlotWalKeepSize when set (MB, GB
+or TB); else a quarter of the volume that holds pg_wal (postgres.walVolumeMB), at least 1MB and at
+most PostgreSQL's limit; 1024MB when that size is unknown. */}}
+{{- define "postgres.maxSlotWalKeepSize" -}}
+{{- $set := toString .Values.replication.maxSlotWalKeepSize -}}
+{{- if eq $set "-1" -}}-1
+{{- else if $set -}}{{ include "postgres.walKeepSizeMB" $set }}MB
+{{- else -}}
+{{- $vol := include "postgres.walVolumeMB" . -}}
+{{- if $vol -}}{{ max 1 (min 2147483647 (int64 (floor (divf (float64 $vol) 4)))) }}MB{{- else -}}1024MB{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* postgres.walKeepSizeMB: "2560MB", "4GB" or "1TB" (replication.maxSlotWalKeepSize) in MB. */}}
+{{- define "postgres.walKeepSizeMB" -}}
+{{- $num := regexFind "^[0-9]+" . -}}
+{{- $unit := trimPrefix $num . -}}
+{{- mul (int64 $num) (get (dict "MB" 1 "GB" 1024 "TB" 1048576) $unit) -}}
 {{- end -}}
 
 {{/* postgres.validateValues: cross-field rules the JSON schema cannot express. Collects every
@@ -176,9 +222,20 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- if gt (float64 $a.loopSeconds) (float64 $a.renewSeconds) -}}
 {{- $errors = append $errors (printf "autopilot.loopSeconds (%v) must not exceed autopilot.renewSeconds (%v): renewals happen on loop ticks" $a.loopSeconds $a.renewSeconds) -}}
 {{- end -}}
-{{- if eq (include "postgres.syncMode" .) "on" -}}
+{{- $sync := include "postgres.syncMode" . -}}
+{{- if ne $sync "off" -}}
 {{- if ge (int $v.replication.syncCount) (int $v.replicas) -}}
-{{- $errors = append $errors (printf "replication.synchronous is on with replication.syncCount %d, which needs more than %d replicas (replicas is %d): writes would block" (int $v.replication.syncCount) (int $v.replication.syncCount) (int $v.replicas)) -}}
+{{- $errors = append $errors (printf "replication.synchronous is %s with replication.syncCount %d, which needs more than %d replicas (replicas is %d): writes would block" $sync (int $v.replication.syncCount) (int $v.replication.syncCount) (int $v.replicas)) -}}
+{{- end -}}
+{{- end -}}
+{{- $keep := toString $v.replication.maxSlotWalKeepSize -}}
+{{- if and $keep (ne $keep "-1") -}}
+{{- $keepMB := int64 (include "postgres.walKeepSizeMB" $keep) -}}
+{{- $vol := include "postgres.walVolumeMB" . -}}
+{{- if gt $keepMB 2147483647 -}}
+{{- $errors = append $errors (printf "replication.maxSlotWalKeepSize (%s) is above PostgreSQL's limit for max_slot_wal_keep_size (2147483647MB)" $keep) -}}
+{{- else if and $vol (ge (float64 $keepMB) (float64 $vol)) -}}
+{{- $errors = append $errors (printf "replication.maxSlotWalKeepSize (%s = %dMB) is not below the size of the volume that holds pg_wal (%sMB): a member that cannot stream could still fill it; lower it, leave it empty (a quarter of the volume), or set \"-1\" for unlimited" $keep $keepMB $vol) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.vault.enabled (not $v.vault.role) -}}
@@ -316,6 +373,8 @@ entrypoint appends them after its built-in rules). */}}
   value: {{ include "postgres.syncMode" . | quote }}
 - name: PGA_SYNC_COUNT
   value: {{ int64 .Values.replication.syncCount | toString | quote }}
+- name: PGA_MAX_SLOT_WAL_KEEP_SIZE
+  value: {{ include "postgres.maxSlotWalKeepSize" . | quote }}
 - name: PGA_LOG_FORMAT
   value: {{ $a.logFormat | quote }}
 - name: PGA_LOG_LEVEL
