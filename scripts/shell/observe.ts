@@ -112,7 +112,9 @@ export async function observe(st: State): Promise<Observation> {
   const { cfg, pg, kube } = st;
   const s = await pg.status();
   st.lastPg = s;
-  const running = pg.isRunning() || s.running;
+  // A crashed postgres the supervisor is restarting counts as starting: nobody else starts it.
+  const restarting = !pg.isRunning() && !s.running && pg.restarting();
+  const running = pg.isRunning() || s.running || restarting;
   let dataDir: DataDirState = 'valid';
   let controlRole: ControlRole = 'unknown';
   let systemId = s.systemIdentifier;
@@ -142,7 +144,7 @@ export async function observe(st: State): Promise<Observation> {
     settings: { leaseMs: cfg.leaseMs, renewMs: cfg.renewMs, renewDeadlineMs: cfg.renewDeadlineMs, maxLagBytes: cfg.maxLagBytes, syncMode: cfg.syncMode, syncCount: cfg.syncCount, nofailover: cfg.nofailover, failsafe: cfg.failsafe },
     dataDir,
     controlRole,
-    pg: await pgView(st, s, running, systemId),
+    pg: restarting ? { ...(await pgView(st, s, running, systemId)), serverState: 'starting' } : await pgView(st, s, running, systemId),
     lease,
     ...(lease === undefined ? { lastKnownLease: leaseView(st) ?? null } : {}),
     init: initView(st),

@@ -60,6 +60,7 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     start: server.start,
     stop: server.stop,
     isRunning: () => sup.isRunning(),
+    restarting: () => sup.isWanted() && !sup.isRunning(),
     status: server.status,
     promote: server.promote,
     checkpoint: () => sql.checkpoint(ctx),

@@ -41,6 +41,7 @@ function fakePg(st: Partial<PgStatus>): Postgres {
   return {
     status: async () => status(),
     isRunning: () => running,
+    restarting: () => false,
     dataDirState: async () => 'valid',
     onExit: () => undefined,
     stop: async () => { running = false; },

@@ -65,6 +65,8 @@ export interface Postgres {
   start(): Promise<void>;
   stop(mode: 'smart' | 'fast' | 'immediate'): Promise<void>;
   isRunning(): boolean;
+  /** postgres crashed and the supervisor restarts it (after its backoff): not running, but no one must start it */
+  restarting(): boolean;
   /** Never throws. Asks postgres over the member's own persistent connection. */
   status(): Promise<PgStatus>;
   promote(): Promise<void>;
