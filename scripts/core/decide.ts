@@ -179,5 +179,14 @@ export function decide(o: Observation, memory: Memory): Decision {
   if (o.pg.inRecovery === true) return replicaTick(o, m);
   if (o.terminating) return act(m, 'shutting down while postgres does not answer', { type: 'stop' });
   if (maybeWritable(o, m)) return primaryTick(o, m, true);
-  return act(m, `postgres is ${o.pg.serverState ?? 'starting'}: waiting`);
+  // Starting (crash recovery after the supervisor restarted it): not writable. A lease that names
+  // us is kept while it starts, for at most one lease duration (then it lapses, and another member
+  // takes over within a second one); a quick crash recovery then costs no failover.
+  const lease = o.lease;
+  const startingMs = m.pgStartingSinceMs === null ? 0 : o.nowMs - m.pgStartingSinceMs;
+  if (lease && lease.holder === o.self && leaseValid(o) && startingMs < effectiveLeaseMs(o)) {
+    const due = m.confirmedAtMs === null || o.nowMs - m.confirmedAtMs >= o.settings.renewMs;
+    return act(m, `postgres is ${o.pg.serverState ?? 'starting'} (${startingMs} ms): keeping our lease while it starts`, ...(due ? [{ type: 'renew_lease', ifResourceVersion: lease.resourceVersion } as Action] : []));
+  }
+  return act(m, `postgres is ${o.pg.serverState ?? 'starting'}${startingMs ? ` (${startingMs} ms)` : ''}: waiting`);
 }

@@ -7,6 +7,7 @@ export function initialMemory(): Memory {
     confirmedAtMs: null,
     writableWithoutLeaseSinceMs: null,
     pgUnknownSinceMs: null,
+    pgStartingSinceMs: null,
     lastKnownWritable: null,
     notStreamingSinceMs: null,
     rewindFailures: 0,
@@ -67,6 +68,8 @@ export function observeInto(m: Memory, o: Observation): Memory {
   // Only a silent postgres that may be writable is a danger; one that is starting is not.
   const unknown = pg.running && pg.inRecovery === null && maybeWritable(o, m);
   next.pgUnknownSinceMs = unknown ? m.pgUnknownSinceMs ?? now : null;
+  const starting = pg.running && pg.inRecovery === null && !maybeWritable(o, m);
+  next.pgStartingSinceMs = starting ? m.pgStartingSinceMs ?? now : null;
   if (pg.running && pg.inRecovery !== null) next.lastKnownWritable = pg.inRecovery === false;
   if (!pg.running) next.lastKnownWritable = false;
   const holder = o.lease?.holder ?? null;

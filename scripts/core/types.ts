@@ -141,6 +141,8 @@ export interface Memory {
   writableWithoutLeaseSinceMs: number | null;
   /** since when postgres runs but does not tell us whether it is writable */
   pgUnknownSinceMs: number | null;
+  /** since when postgres runs but is starting (not accepting connections, not writable) */
+  pgStartingSinceMs: number | null;
   /** the last answer postgres gave: writable (true), read-only (false), never answered (null) */
   lastKnownWritable: boolean | null;
   /** since when this replica is not streaming while a leader exists */

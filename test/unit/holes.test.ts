@@ -39,10 +39,19 @@ test('SLOTS TAKEN: the watchdog stops a silent postgres at the deadline even whi
 });
 
 test('a postgres that is starting (crash recovery) is not "silent": no deadline, no demotion', () => {
-  const c = obs('m0', { pg: { ...silent, serverState: 'starting' }, renewedAgoMs: 9000, mem: { lastKnownWritable: true } });
+  const c = obs('m0', { pg: { ...silent, serverState: 'starting' }, renewedAgoMs: 1000, mem: { lastKnownWritable: true } });
   const d = decide(c);
-  assert.deepEqual(d.actions, []);
+  assert.ok(!d.actions.some((a) => a.type === 'demote'));
   assert.equal(d.memory.pgUnknownSinceMs, null);
+  assert.equal(watchdog(d.memory, true, settings, NOW).stop, false);
+});
+
+test('CRASH RESTART: the lease holder keeps its lease while the supervisor restarts postgres, for at most one lease', () => {
+  const starting = { ...silent, serverState: 'starting' as const };
+  const c = obs('m0', { pg: starting, renewedAgoMs: 2100, mem: { pgStartingSinceMs: NOW - 1000, lastKnownWritable: true } });
+  assert.deepEqual(types(c), ['renew_lease']);
+  assert.deepEqual(types(obs('m0', { pg: starting, renewedAgoMs: 2100, mem: { pgStartingSinceMs: NOW - 6000 } })), [], 'past a lease: let it lapse');
+  assert.deepEqual(types(obs('m1', { pg: { ...pgReplica, inRecovery: null, accepting: false, serverState: 'starting' } })), [], 'a replica just waits');
 });
 
 test('UNSTARTABLE PRIMARY: after two failed starts it gives the lease up (the old core renewed forever)', () => {
