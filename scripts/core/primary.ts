@@ -48,7 +48,7 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
   // We hold it.
   if (!v.ok) return act(m, `${silent}${v.reason}: demoting`, { type: 'demote', why: 'renew deadline passed' });
   const due = ago === null || ago >= s.renewMs;
-  const renew: Action = { type: 'renew_lease', ifResourceVersion: lease.resourceVersion };
+  const renew: Action = { type: 'renew_lease', ifResourceVersion: lease.resourceVersion, ...(s.failsafe && !unknown ? { onFailure: 'failsafe' as const } : {}) };
   if (unknown) {
     return act(m, `${silent}holding the lease while we find out (${v.reason})`, ...(due ? [renew] : []));
   }

@@ -188,7 +188,8 @@ export type Action =
   | { type: 'reinit' }
   /** write conditional on the version the decision saw; null = create (no lease existed) */
   | { type: 'take_lease'; failover: boolean; ifResourceVersion: string | null }
-  | { type: 'renew_lease'; ifResourceVersion: string; record?: { syncStandbys: string[]; syncCount: number }; stamp?: { timeline?: number; systemId?: string } }
+  /** onFailure 'failsafe': a writable primary in failsafe mode asks every member at once when the renewal fails (its deadline is near) */
+  | { type: 'renew_lease'; ifResourceVersion: string; record?: { syncStandbys: string[]; syncCount: number }; stamp?: { timeline?: number; systemId?: string }; onFailure?: 'failsafe' }
   | { type: 'release_lease'; ifResourceVersion: string; why: string }
   | { type: 'clear_switchover'; ifResourceVersion: string }
   | { type: 'handoff'; to: string; ifResourceVersion: string }

@@ -191,7 +191,10 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       if (a.stamp?.timeline !== undefined) ann[A.timeline] = String(a.stamp.timeline);
       if (a.stamp?.systemId !== undefined) ann[A.systemId] = a.stamp.systemId;
       // Throws on failure: actions after a renew (start as primary, promote) must not run.
-      if (!(await writeLease(st, base, { holder: cfg.podName, transition: false, annotations: ann }, a.ifResourceVersion))) throw new Stale('lease renew failed');
+      if (!(await writeLease(st, base, { holder: cfg.podName, transition: false, annotations: ann }, a.ifResourceVersion))) {
+        if (a.onFailure === 'failsafe') await failsafeRound(st);
+        throw new Stale('lease renew failed');
+      }
       return;
     }
     case 'release_lease': {

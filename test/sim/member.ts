@@ -286,7 +286,9 @@ export class Member {
     const w = this.w;
     const sent = this.now();
     const c = this.mem.confirmedAtMs;
-    const timeout = Math.max(200, Math.min(1_500, c === null ? 1_500 : c + this.settings.renewDeadlineMs - sent));
+    // lease.ts: only a writable primary races its deadline
+    const racing = c !== null && this.lastStatus?.inRecovery === false;
+    const timeout = racing ? Math.max(200, Math.min(1_500, c + this.settings.renewDeadlineMs - sent)) : 1_500;
     const annotations: Record<string, string> = { ...(base?.metadata.annotations ?? {}) };
     for (const [k, v] of Object.entries(ann)) { if (v === null) delete annotations[k]; else annotations[k] = v; }
     const body: SimLease = { metadata: { resourceVersion: ifRv ?? '', annotations }, spec: { holderIdentity: holder, leaseDurationSeconds: Math.ceil(this.settings.leaseMs / 1000) } };
@@ -403,7 +405,12 @@ export class Member {
         if (a.record) { ann[A.syncStandbys] = a.record.syncStandbys.join(','); ann[A.syncCount] = String(a.record.syncCount); }
         if (a.stamp?.timeline !== undefined) ann[A.timeline] = String(a.stamp.timeline);
         if (a.stamp?.systemId !== undefined) ann[A.systemId] = a.stamp.systemId;
-        return this.writeLease(base, this.name, ann, a.ifResourceVersion, false, (ok) => { if (!ok) throw new Stale('lease renew failed'); });
+        return this.writeLease(base, this.name, ann, a.ifResourceVersion, false, (ok) => {
+          if (ok) return;
+          if (a.onFailure !== 'failsafe') throw new Stale('lease renew failed');
+          const round = this.failsafeRound() as { wait: number; then: () => Step };
+          return { wait: round.wait, then: () => { round.then(); throw new Stale('lease renew failed'); } };
+        });
       }
       case 'release_lease': {
         const base = this.leaseAt(a.ifResourceVersion);
