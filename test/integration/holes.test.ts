@@ -145,6 +145,7 @@ test('sync mode: the synchronous set shrinks after a replica dies, then the prim
     fig(t, 'sync shrink: set recorded after the replica died', (await syncSet()).join(',') || '(empty)');
     fig(t, 'sync shrink: dead replica out of the set after', Date.now() - goneAt);
     await sleep(1_000);
+    fig(t, 'sync shrink: writes unavailable while the set shrank', w.longestGapMs(goneAt));
     const at = Date.now();
     await killPod(c, p);
     const np = await c.waitForPrimary(60_000, p);
