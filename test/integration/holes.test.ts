@@ -228,6 +228,8 @@ async function thawWindow(t: { diagnostic(m: string): void }, mode: 'async' | 's
     const lost = await missing(c, np, 'tw', acked.map((a) => a.id));
     fig(t, `thaw window: acknowledged writes after the thaw (${mode})`, acked.filter((a) => a.at >= thawAt).length, 'rows');
     fig(t, `thaw window: acknowledged writes lost (${mode})`, lost.length, 'rows');
+    const afterThaw = acked.filter((a) => a.at >= thawAt);
+    if (afterThaw.length) fig(t, `thaw window: last acknowledged write after thaw (${mode})`, afterThaw[afterThaw.length - 1]!.at - thawAt);
     fig(t, `thaw window: old primary read-only after thaw (${mode})`, readOnlyAfter);
     fig(t, `thaw window: the open connection refused after thaw (${mode})`, ended ? `${refusedAt - thawAt} ms (${refused})` : 'no (still waiting 30 s after the failover; closed by the test)');
     if (mode === 'sync') assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).join(', ')}`);
