@@ -101,3 +101,23 @@ export function maybeWritable(o: Pick<Observation, 'pg'>, m: Memory): boolean {
   if (pg.serverState !== null) return false;
   return m.lastKnownWritable !== false;
 }
+
+/** Every member we have seen listed, with the time since which a healthy pod list has lacked it (null: listed now). */
+export type KnownMembers = Record<string, number | null>;
+
+/**
+ * Membership as failsafe needs it: a member counts until a healthy pod list has lacked it for
+ * `forgetAfterMs`. Call it only with lists the API server just gave (while cut off from the API
+ * nothing is forgotten): a pod deleted and recreated while we cannot see it keeps its name, and
+ * could take the lease — a failsafe round that skipped it would be a promise from too few.
+ */
+export function updateKnownMembers(k: KnownMembers, listed: string[], self: string, nowMs: number, forgetAfterMs: number): KnownMembers {
+  const next: KnownMembers = {};
+  for (const n of listed) if (n !== self) next[n] = null;
+  for (const [n, since] of Object.entries(k)) {
+    if (n in next) continue;
+    const absent = since ?? nowMs;
+    if (nowMs - absent < forgetAfterMs) next[n] = absent;
+  }
+  return next;
+}

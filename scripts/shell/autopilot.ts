@@ -3,6 +3,7 @@
 // changes. A watchdog timer (state.ts, rule in core/safety.ts), independent of the tick, stops a
 // postgres that may be writable once its hold on the lease can no longer be proven.
 import { decide } from '../core/decide.js';
+import { updateKnownMembers } from '../core/memory.js';
 import type { Decision } from '../core/types.js';
 import { LEASE_ANNOTATIONS as A } from '../core/wire.js';
 import { fetchMemberStatus } from './peers.js';
@@ -152,7 +153,14 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   return {
     start() {
       stops.push(kube.informLease(st.leaseName, (l) => { const prev = st.leaseKey; setLease(st, l); if (st.leaseKey !== prev) wake(); }, (ok) => { st.leaseInformerOk = ok; }));
-      stops.push(kube.informPods(cfg.memberSelector, (p) => { st.pods = p; ensureStatefulSetInformer(); wake(); }));
+      stops.push(kube.informPods(cfg.memberSelector, (p) => {
+        st.pods = p;
+        // Only lists the API server just gave us: while cut off from it, nothing is forgotten.
+        st.knownMembers = updateKnownMembers(st.knownMembers, [...p.keys()], cfg.podName, st.now(), 2 * cfg.leaseMs);
+        for (const m of membersFromPods(st)) if (m.apiUrl) st.memberUrls.set(m.name, m.apiUrl);
+        ensureStatefulSetInformer();
+        wake();
+      }));
       pg.onExit((code, signal) => {
         log.warn('postgres exited', { code, signal });
         wake();

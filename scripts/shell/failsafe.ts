@@ -22,12 +22,18 @@ export async function sendFailsafe(st: State, peerApiUrl: string, release = fals
 /** Every member we know must confirm us; one silent or refusing member and the deadline stands. */
 export async function failsafeRound(st: State): Promise<void> {
   const sent = st.now();
-  const others = membersFromPods(st);
-  const answers = await Promise.all(others.map((m) => sendFailsafe(st, m.apiUrl)));
+  // Every member that could take the lease: the pods listed now and those a healthy list lacked
+  // only recently (a pod recreated while we are cut off keeps its name). One we cannot reach fails the round.
+  const current = new Map(membersFromPods(st).map((m) => [m.name, m.apiUrl]));
+  const names = [...new Set([...current.keys(), ...Object.keys(st.knownMembers)])].filter((n) => n !== st.cfg.podName).sort();
+  const answers = await Promise.all(names.map((n) => {
+    const url = current.get(n) ?? st.memberUrls.get(n);
+    return url ? sendFailsafe(st, url) : Promise.resolve(false);
+  }));
   const ok = answers.filter(Boolean).length;
-  record(st, { type: 'failsafe_round', sentAtMs: sent, allConfirmed: ok === others.length });
-  if (ok === others.length) st.log.warn('failsafe: the API is unreachable, every member confirmed us; staying primary', { members: others.map((m) => m.name) });
-  else st.log.warn('failsafe: not every member confirmed us', { confirmed: ok, members: others.length });
+  record(st, { type: 'failsafe_round', sentAtMs: sent, allConfirmed: ok === names.length });
+  if (ok === names.length) st.log.warn('failsafe: the API is unreachable, every member confirmed us; staying primary', { members: names });
+  else st.log.warn('failsafe: not every member confirmed us', { confirmed: ok, members: names.length });
 }
 
 /** Tell the members we demoted: they may take over now rather than a lease later. */

@@ -3,7 +3,7 @@
 // shell's modules (observe, act, lease, publish, failsafe) so that none of them hides state.
 import type { Config } from '../core/config.js';
 import type { Decision, Memory, Outcome, Role } from '../core/types.js';
-import { initialMemory, remember } from '../core/memory.js';
+import { initialMemory, remember, type KnownMembers } from '../core/memory.js';
 import { watchdog } from '../core/safety.js';
 import { newerOrSame, type MemberStatus } from '../core/wire.js';
 import type { Logger } from './log.js';
@@ -53,6 +53,9 @@ export interface State {
   lastDecisionAt: Date;
   lastTickAt: number;
   watchdogTimer: NodeJS.Timeout | null;
+  /** failsafe: every member a round must hear from (core: updateKnownMembers), and their last API URL */
+  knownMembers: KnownMembers;
+  memberUrls: Map<string, string>;
   /** the publish on the wire, and whether another is wanted after it */
   publishing: Promise<void> | null;
   publishAgain: 'yes' | 'force' | null;
@@ -77,6 +80,8 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
+    knownMembers: {},
+    memberUrls: new Map(),
     publishing: null,
     publishAgain: null,
     onWatchdog: () => undefined,

@@ -6,7 +6,7 @@
 // Actions take simulated time (a write that times out, a start, a clone, a slow checkpoint); the
 // world's other members keep moving meanwhile.
 import { decide } from '../../scripts/core/decide.js';
-import { initialMemory, remember, maybeWritable } from '../../scripts/core/memory.js';
+import { initialMemory, remember, maybeWritable, updateKnownMembers, type KnownMembers } from '../../scripts/core/memory.js';
 import { watchdog, answerFailsafe, mayStayWritable } from '../../scripts/core/safety.js';
 import { parseLease, newerOrSame, LEASE_ANNOTATIONS as A } from '../../scripts/core/wire.js';
 import type { Action, Decision, Memory, MemberView, Observation, Outcome, PgView, Role, Settings } from '../../scripts/core/types.js';
@@ -65,7 +65,13 @@ export class Member {
     if (key !== this.leaseKey) { this.leaseKey = key; this.leaseChangedAt = this.now(); this.wake(); }
     this.lease = l;
   }
-  setPods(p: ReadonlyMap<string, SimPod>): void { if (p !== this.pods) { this.pods = p; this.wake(); } }
+  setPods(p: ReadonlyMap<string, SimPod>): void {
+    if (p === this.pods) return;
+    this.pods = p;
+    this.known = updateKnownMembers(this.known, [...p.keys()], this.name, this.now(), 2 * this.settings.leaseMs);
+    this.wake();
+  }
+  known: KnownMembers = {};
   leaseAt(rv: string | null): SimLease | null | undefined {
     const l = this.lease;
     if (rv === null) return l === null ? null : undefined;
@@ -267,7 +273,8 @@ export class Member {
     if (release) this.wake();
     return r;
   }
-  private others(): string[] { return [...this.pods.keys()].filter((n) => n !== this.name); }
+  /** failsafe.ts: the pods listed now and those a healthy list lacked only recently */
+  private others(): string[] { return [...new Set([...this.pods.keys(), ...Object.keys(this.known)])].filter((n) => n !== this.name).sort(); }
   private releaseFailsafe(): void {
     if (!this.settings.failsafe) return;
     for (const n of this.others()) this.w.failsafe(this.name, n, true);

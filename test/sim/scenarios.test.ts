@@ -160,3 +160,12 @@ test('frozen primary: thaw window bounded, no acknowledged write in it in sync m
 test('FOUND: a stale watch event after our own take-over, with an asynchronous window after promote (strict)', () => {
   sim({ syncMode: 'strict', faults: [{ at: 2100, kind: 'apiCut', m: 0, dur: 6300 }, { at: 6200, kind: 'slowWatch', m: 1, dur: 1900, delay: 1300 }] });
 });
+
+// Found by the simulation (seed 1): a replica's pod is deleted and recreated (SIGTERM) just as the
+// primary is cut off from the API server; the primary never sees the new pod, its failsafe rounds
+// asked only the members its pod cache listed, so every round "confirmed" it while the recreated
+// member, never asked, took the expired lease: two writable members. A failsafe round now asks
+// every member a healthy pod list showed within two lease durations (core: updateKnownMembers).
+test('FOUND: failsafe rounds must ask a member whose pod was recreated while the primary is cut off', () => {
+  sim({ syncMode: 'off', failsafe: true, faults: [{ at: 5400, kind: 'apiCut', m: 0, dur: 6600 }, { at: 3400, kind: 'sigterm', m: 1, dur: 100 }] });
+});

@@ -229,3 +229,13 @@ test('decide carries memory: the same inputs give the same decision and memory',
   const c = obs('m1', { lease: lease({ unchangedForMs: 7000 }) });
   assert.deepEqual(decideCore(c.o, c.m), decideCore(structuredClone(c.o), structuredClone(c.m)));
 });
+
+test('FAILSAFE: a member stays in the confirming set until healthy pod lists lacked it for the whole bound; nothing is forgotten without fresh lists', async () => {
+  const { updateKnownMembers } = await import('../../scripts/core/memory.js');
+  let k = updateKnownMembers({}, ['m0', 'm1', 'm2'], 'm0', 0, 12_000);
+  assert.deepEqual(Object.keys(k).sort(), ['m1', 'm2']);
+  k = updateKnownMembers(k, ['m0', 'm2'], 'm0', 1_000, 12_000); // m1's pod deleted
+  assert.deepEqual(Object.keys(k).sort(), ['m1', 'm2'], 'recently gone: still asked');
+  k = updateKnownMembers(k, ['m0', 'm2'], 'm0', 13_500, 12_000);
+  assert.deepEqual(Object.keys(k), ['m2'], 'gone from healthy lists for the whole bound: forgotten');
+});
