@@ -1,7 +1,7 @@
 // The executor: performs one action the core decided, checks the precondition the action carries
 // (never re-decides), and reports the outcome to the core's memory.
 import type { Action, Observation } from '../core/types.js';
-import { memberSlotName, type DynamicConf } from '../core/render.js';
+import { memberSlotName, syncStandbyNamesFor, type DynamicConf } from '../core/render.js';
 import { parseLsn } from '../core/lsn.js';
 import { KubeError } from './kube.js';
 import { readControlData } from './controldata.js';
@@ -17,7 +17,7 @@ export class Stale extends Error {}
 export const dyn = (st: State, primary: { host: string; port: number } | null, sync: { names: string[]; count: number } = { names: [], count: 1 }): DynamicConf => ({
   primary,
   slotName: primary ? memberSlotName(st.cfg.podName) : null,
-  syncStandbyNames: sync.names.length ? `ANY ${sync.count} (${sync.names.map((n) => `"${n}"`).join(', ')})` : '',
+  syncStandbyNames: syncStandbyNamesFor(sync.count, sync.names),
   applicationName: st.cfg.podName,
 });
 
