@@ -17,6 +17,7 @@ export function initialMemory(): Memory {
     takeoverInDoubtRv: null,
     syncChange: null,
     lastWrittenRv: null,
+    leaseWriteFailed: false,
   };
 }
 
@@ -30,11 +31,12 @@ export function remember(m: Memory, e: Outcome, self: string): Memory {
         confirmedAtMs: e.holder === self ? Math.max(e.sentAtMs, m.confirmedAtMs ?? -Infinity) : null,
         lastWrittenRv: e.resourceVersion,
         takeoverInDoubtRv: null,
+        leaseWriteFailed: false,
       };
     case 'lease_write_failed':
       // A take-over whose reply was lost may have committed: until we see the lease again we act
       // as if it had (no failsafe promise to the old holder), but never promote on it.
-      return e.takeover && e.inDoubt ? { ...m, takeoverInDoubtRv: e.ifResourceVersion ?? '' } : m;
+      return { ...m, leaseWriteFailed: true, ...(e.takeover && e.inDoubt ? { takeoverInDoubtRv: e.ifResourceVersion ?? '' } : {}) };
     case 'failsafe_round':
       return e.allConfirmed ? { ...m, confirmedAtMs: Math.max(e.sentAtMs, m.confirmedAtMs ?? -Infinity) } : m;
     case 'started':

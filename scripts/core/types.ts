@@ -161,6 +161,8 @@ export interface Memory {
   syncChange: { names: string[]; count: number; lsn: bigint | null } | null;
   /** the lease version our own last successful write produced (a promote may follow it) */
   lastWrittenRv: string | null;
+  /** our last lease write failed (no answer, or refused): a primary retries soon */
+  leaseWriteFailed: boolean;
 }
 
 /** The result of an action, reported by the shell; folded into memory by `remember`. */

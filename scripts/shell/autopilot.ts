@@ -3,6 +3,7 @@
 // changes. A watchdog timer (state.ts, rule in core/safety.ts), independent of the tick, stops a
 // postgres that may be writable once its hold on the lease can no longer be proven.
 import { decide } from '../core/decide.js';
+import { nextTickInMs } from '../core/cadence.js';
 import { updateKnownMembers } from '../core/memory.js';
 import type { Decision } from '../core/types.js';
 import { LEASE_ANNOTATIONS as A } from '../core/wire.js';
@@ -116,16 +117,15 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       log.error('tick failed', { error: errMsg(e) });
     } finally {
       ticking = false;
+      schedule();
     }
   }
 
+  /** The next tick, counted from the end of this one (timer or wake): when the core says it is due. */
   function schedule() {
     if (timer) clearTimeout(timer);
     if (st.terminated) return;
-    timer = setTimeout(async () => {
-      await tick();
-      schedule();
-    }, cfg.loopMs);
+    timer = setTimeout(() => void tick(), nextTickInMs(st.memory, cfg, cfg.loopMs, st.now()));
   }
   const wake = () => { if (!st.terminated) void tick(); };
 
@@ -165,7 +165,6 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         log.warn('postgres exited', { code, signal });
         wake();
       });
-      schedule();
       void tick();
     },
     async terminate() {

@@ -204,6 +204,26 @@ export class Cluster {
     return out.sort();
   }
 
+  /** Each member's postgres as a client sees it now: writable, read-only, down (refused), or no answer within 500 ms (too slow to tell). */
+  async roles(): Promise<{ name: string; role: 'writable' | 'read-only' | 'down' | 'no answer' }[]> {
+    return Promise.all(this.members.map(async (m) => {
+      const c = this.client(m.name, 500);
+      try {
+        await c.connect();
+        const r = await c.query('select pg_is_in_recovery() as r');
+        return { name: m.name, role: r.rows[0].r === false ? 'writable' as const : 'read-only' as const };
+      } catch (e) {
+        const down = (e as NodeJS.ErrnoException).code === 'ECONNREFUSED' || /the database system is (shutting down|starting up)|terminating connection due to administrator command|Connection terminated unexpectedly/.test((e as Error).message);
+        return { name: m.name, role: down ? 'down' as const : 'no answer' as const };
+      } finally { await c.end().catch(() => undefined); }
+    }));
+  }
+
+  /** Lines of a member's log that contain `text`. */
+  grep(name: string, text: string): string[] {
+    try { return readFileSync(this.member(name).logFile, 'utf8').split('\n').filter((l) => l.includes(text)); } catch { return []; }
+  }
+
   client(name: string, timeoutMs = 2_000): pg.Client {
     const m = this.member(name);
     const cl = new pg.Client({ host: '127.0.0.1', port: m.pgPort, user: 'postgres', password: PASSWORD, database: 'postgres', connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs * 2 });

@@ -6,6 +6,7 @@
 // Actions take simulated time (a write that times out, a start, a clone, a slow checkpoint); the
 // world's other members keep moving meanwhile.
 import { decide } from '../../scripts/core/decide.js';
+import { nextTickInMs } from '../../scripts/core/cadence.js';
 import { initialMemory, remember, maybeWritable, updateKnownMembers, type KnownMembers } from '../../scripts/core/memory.js';
 import { watchdog, answerFailsafe, mayStayWritable } from '../../scripts/core/safety.js';
 import { parseLease, newerOrSame, LEASE_ANNOTATIONS as A } from '../../scripts/core/wire.js';
@@ -160,7 +161,7 @@ export class Member {
     if (!this.terminated) this.publish();
     const again = this.again && !this.terminated;
     this.again = false;
-    this.nextTickAt = this.w.T + (again ? 0 : this.terminating ? 100 : LOOP_MS);
+    this.nextTickAt = this.w.T + (again ? 0 : this.terminating ? 100 : nextTickInMs(this.mem, this.settings, LOOP_MS, this.now()));
   }
 
   // ---- observation (observe.ts) -----------------------------------------------------------------

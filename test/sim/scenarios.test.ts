@@ -129,11 +129,13 @@ test('foreign data directory: never promoted, never started', () => {
 });
 
 // old: a hand-edited sync-count larger than the set made |set| - n + 1 ≤ 0: any member took over.
+// The edit lands after the primary's last write before it freezes (a primary that lives on
+// rewrites the count it runs with, and the failover that follows is legitimate).
 test('hand-edited sync-count: no failover on a lease that cannot be trusted', () => {
   sim({
     syncMode: 'on', noL1: true,
     faults: [{ at: 1_000, kind: 'linkCut', m: 0, n: 2, dur: 30_000 }, { at: 3_000, kind: 'freeze', m: 0, dur: 30_000 }],
-    ops: [{ at: W + 2_000, run: (w) => w.api.editLease((l) => { l.metadata.annotations[A.syncCount] = '5'; }) }],
+    ops: [{ at: W + 2_900, run: (w) => w.api.editLease((l) => { l.metadata.annotations[A.syncCount] = '5'; }) }],
     onStep: (w) => { if (w.T < W + 33_000) assert.deepEqual(writable(w).filter((n) => n !== 'm0'), [], 'a member took over on a bad sync-count'); },
   });
 });
@@ -168,4 +170,22 @@ test('FOUND: a stale watch event after our own take-over, with an asynchronous w
 // every member a healthy pod list showed within two lease durations (core: updateKnownMembers).
 test('FOUND: failsafe rounds must ask a member whose pod was recreated while the primary is cut off', () => {
   sim({ syncMode: 'off', failsafe: true, faults: [{ at: 5400, kind: 'apiCut', m: 0, dur: 6600 }, { at: 3400, kind: 'sigterm', m: 1, dur: 100 }] });
+});
+
+// Found by the CI (the process-level blip test failed 3 runs in 3 once the loop's phase shifted):
+// the renewal was due `renewMs` after the last one, but the loop only looked every `loopMs`, so a
+// tick landing a few ms early pushed it a whole loop later (every ~3 s, not 2 s), and a failed
+// renewal waited a whole loop before its retry. An API outage of deadline - renew - 1 s (1.5 s at
+// the defaults) in the worst phase, just before a renewal, then demoted the primary and failed over.
+// Every phase of a renewal period is tried; requests hang for their whole timeout here (no reset
+// when the API comes back), the pessimistic case.
+test('failsafe off: an API outage of renewDeadline - renew - 1 s, in any phase, demotes nobody', () => {
+  const blip = 4_500 - 2_000 - 1_000;
+  for (let at = 0; at < 3_000; at += 100) {
+    const w = sim({
+      failsafe: false, faults: [0, 1, 2].map((m) => ({ at, kind: 'apiCut' as const, m, dur: blip })),
+      onStep: (w) => { if (w.T > W) assert.deepEqual(writable(w), ['m0'], `outage at +${at} ms: at t=${w.T - W} the primary is not m0 alone`); },
+    });
+    assert.equal(w.stats.failovers, 0, `outage at +${at} ms: failover`);
+  }
 });
