@@ -3,23 +3,17 @@
 // revision). Every change is queued to each member's watch with that member's delivery delay;
 // reachability (partitions, lost replies) is decided by the world, not here.
 import type { RawLease } from '../../scripts/core/wire.js';
-import type { Role } from '../../scripts/core/types.js';
+import type { MemberView, Role } from '../../scripts/core/types.js';
 
+/** The core's RawLease as the server stores it: every field present. */
 export interface SimLease extends RawLease {
-  metadata: { resourceVersion: string; annotations: Record<string, string> };
-  spec: { holderIdentity: string | null; leaseDurationSeconds: number };
+  metadata: Required<RawLease['metadata']>;
+  spec: Required<RawLease['spec']>;
 }
 
-/** What a member publishes about itself (the status annotation), already validated. */
-export interface Status {
-  role: Role;
-  healthy: boolean;
-  inRecovery: boolean | null;
-  streaming: boolean;
-  timeline: number | null;
-  lsn: bigint | null;
-  systemId: string | null;
-}
+/** What a member publishes about itself (the status annotation), already validated: the fields
+ *  of the core's MemberView that come from it. */
+export type Status = Pick<MemberView, 'role' | 'healthy' | 'inRecovery' | 'streaming' | 'timeline' | 'lsn' | 'systemId'>;
 
 export interface SimPod {
   name: string;
