@@ -6,10 +6,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, chownSync, rmSync, createWriteStream, writeFileSync, readFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
+import { join, resolve, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startKube, freePort, type Kube, type KubeProxy } from './kube-harness.js';
+import { makeCgroup, inCgroup, removeCgroup, cutLink, tapConnections } from './links.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The image's command: members start through it, with the image's Node.js flags (see the file). */
@@ -33,12 +34,20 @@ export interface Member {
   proxy: KubeProxy;
   proc: ChildProcess | null;
   env: Record<string, string>;
+  /** its own cgroup (ClusterOptions.cgroups), for link cuts */
+  cgroup: string | null;
 }
 
 export interface ClusterOptions {
   members?: number;
   env?: Record<string, string>;
   parameters?: Record<string, string | number>;
+  /** environment for one member only, on top of `env` */
+  memberEnv?: Record<string, Record<string, string>>;
+  /** an HTTP fault layer (http-faults.ts) behind each member's API proxy: member(name).proxy.http */
+  faults?: boolean;
+  /** each member in its own cgroup, so that cutLink() can partition two members (root only) */
+  cgroups?: boolean;
 }
 
 function own(path: string) {
@@ -47,6 +56,7 @@ function own(path: string) {
 
 export class Cluster {
   readonly members: Member[] = [];
+  private readonly restores: (() => void)[] = [];
   private constructor(readonly kube: Kube, readonly ns: string, readonly dir: string, readonly opts: ClusterOptions) {}
 
   static async start(kube: Kube, opts: ClusterOptions = {}): Promise<Cluster> {
@@ -73,7 +83,8 @@ export class Cluster {
     if (this.opts.parameters) writeFileSync(join(mdir, 'config', 'parameters.json'), JSON.stringify(this.opts.parameters));
     const m: Member = {
       name, pgPort: await freePort(), apiPort: await freePort(), dir: mdir, dataDir: join(mdir, 'data', 'pgdata'),
-      logFile: join(mdir, 'member.log'), proxy: await this.kube.proxy(name, 'member'), proc: null, env: {},
+      logFile: join(mdir, 'member.log'), proxy: await this.kube.proxy(name, 'member', { faults: !!this.opts.faults }), proc: null, env: {},
+      cgroup: this.opts.cgroups ? makeCgroup(`${basename(this.dir)}-${name}`) : null,
     };
     m.env = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -84,6 +95,7 @@ export class Cluster {
       PGA_SUPERUSER_PASSWORD: PASSWORD, PGA_REPLICATION_PASSWORD: 'repl-pw', PGA_APP_PASSWORD: 'app-pw', PGA_API_TOKEN: TOKEN,
       KUBECONFIG: m.proxy.kubeconfig, PGA_LOG_LEVEL: 'info',
       ...(this.opts.env ?? {}),
+      ...(this.opts.memberEnv?.[name] ?? {}),
     };
     this.members.push(m);
     return m;
@@ -101,6 +113,7 @@ export class Cluster {
     const prefix = pgIds ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
     // `sh autopilot run` execs node: the process spawned here is the member's node process.
     const argv = [...prefix, '/bin/sh', LAUNCHER, 'run'];
+    if (m.cgroup) argv.splice(0, argv.length, ...inCgroup(m.cgroup, argv));
     // Its own process group, like a container: freeze() stops the entrypoint and postgres together.
     const env = { ...m.env, AUTOPILOT_NODE: MEMBER_NODE, AUTOPILOT_HOME: ROOT };
     const proc = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -137,6 +150,30 @@ export class Cluster {
     const walk = (pid: number) => { tree.push(pid); for (const c of children.get(pid) ?? []) walk(c); };
     walk(p.pid);
     for (const pid of on ? tree : tree.reverse()) { try { process.kill(pid, on ? 'SIGSTOP' : 'SIGCONT'); } catch { /* exited */ } }
+  }
+
+  /**
+   * Partition two members from each other (their postgres and HTTP API ports), as a network would;
+   * the test and the other members still reach both. Needs { cgroups: true }. Returns the restore
+   * function (stop() restores whatever is still cut).
+   */
+  cutLink(a: string, b: string): () => void {
+    const restore = cutLink(this.linkEnd(a), this.linkEnd(b));
+    this.restores.push(restore);
+    return restore;
+  }
+
+  /** Connections `from` opens to `to`'s HTTP API pass a tap first (links.ts tapConnections). Needs { cgroups: true }. */
+  async tapApi(from: string, to: string, onConnect: (n: number) => Promise<void> | void): Promise<() => Promise<void>> {
+    const remove = await tapConnections(this.linkEnd(from).cgroup, this.member(to).apiPort, onConnect);
+    this.restores.push(() => void remove());
+    return remove;
+  }
+
+  private linkEnd(n: string) {
+    const m = this.member(n);
+    if (!m.cgroup) throw new Error(`${n} has no cgroup: start the cluster with { cgroups: true } to cut or tap its links`);
+    return { cgroup: m.cgroup, ports: [m.pgPort, m.apiPort] };
   }
 
   /** pid of the member's postmaster (from postmaster.pid), or null. */
@@ -276,6 +313,7 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
+    for (const r of this.restores.splice(0)) r();
     for (const m of this.members) { try { if (m.proc?.pid) this.freeze(m.name, false); } catch { /* gone */ } }
     await Promise.all(this.members.map(async (m) => {
       if (m.proc && m.proc.exitCode === null) await this.signal(m.name, 'SIGKILL', 5_000);
@@ -290,12 +328,14 @@ export class Cluster {
       const pid = this.postmasterPid(m.name);
       if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
       await m.proxy.close();
+      if (m.cgroup) await removeCgroup(m.cgroup);
     }
     if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
 export { startKube };
+export { Writer, type WriteRoute } from './writer.js';
 
 /** The last lines of each member's log, for a failure message. */
 export function logTails(members: { name: string; logFile: string }[], lines = 15): string {
@@ -304,93 +344,4 @@ export function logTails(members: { name: string; logFile: string }[], lines = 1
     try { t = readFileSync(m.logFile, 'utf8').trim().split('\n').slice(-lines).join('\n'); } catch { /* none */ }
     return `--- ${m.name} (${m.logFile}) ---\n${t}`;
   }).join('\n');
-}
-
-/** What a Writer needs of a cluster: where the read-write routing points now, and connections. */
-export interface WriteRoute {
-  /** The member the read-write routing points at now (null: none, or ambiguous). */
-  routed(): Promise<string | null>;
-  client(name: string, timeoutMs: number): pg.Client;
-  sql(name: string, text: string): Promise<any[]>;
-}
-
-/**
- * A client that writes a row every `everyMs` to whichever member the routing points at (for our
- * clusters: the pod labelled primary, as the read-write Service routes), and remembers every
- * acknowledged row, when it was acked and by which member.
- */
-export class Writer {
-  readonly acked: { id: number; at: number; to: string }[] = [];
-  readonly errors: { at: number; error: string }[] = [];
-  private stopped = false;
-  private target: string | null = null;
-  private client: pg.Client | null = null;
-  private clientFor: string | null = null;
-  private done: Promise<void> | null = null;
-  private next = 1;
-  private constructor(private readonly route: WriteRoute, private readonly table: string, private readonly everyMs: number) {}
-
-  /** Writes into `table` (created if missing; the benchmark uses one per scenario). */
-  static async start(route: WriteRoute, primary: string, opts: { table?: string; everyMs?: number } = {}): Promise<Writer> {
-    const table = opts.table ?? 'w';
-    await route.sql(primary, `create table if not exists ${table} (id int primary key, at timestamptz default now())`);
-    const w = new Writer(route, table, opts.everyMs ?? 20);
-    w.done = w.loop();
-    return w;
-  }
-
-  private async loop() {
-    const routing = (async () => {
-      while (!this.stopped) {
-        try { this.target = await this.route.routed(); } catch { this.target = null; }
-        await sleep(100);
-      }
-    })();
-    while (!this.stopped) {
-      const t0 = Date.now();
-      try {
-        if (!this.client) {
-          if (!this.target) throw new Error('nothing routed');
-          const cl = this.route.client(this.target, 300);
-          cl.on('error', () => undefined);
-          await cl.connect();
-          this.client = cl;
-          this.clientFor = this.target;
-        }
-        const id = this.next++; // every attempt gets a fresh id: an unacknowledged one may still commit
-        await this.client.query(`insert into ${this.table} (id) values ($1)`, [id]);
-        this.acked.push({ id, at: Date.now(), to: this.clientFor ?? '?' });
-      } catch (e) {
-        this.errors.push({ at: Date.now(), error: (e as Error).message });
-        const cl = this.client;
-        this.client = null;
-        void cl?.end().catch(() => undefined);
-      }
-      await sleep(Math.max(0, this.everyMs - (Date.now() - t0)));
-    }
-    await routing;
-    await this.client?.end().catch(() => undefined);
-  }
-
-  /** Resolves once the writer has acknowledged a few writes (a gap figure means nothing before that). */
-  async warm(): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    while (this.acked.length < 10) {
-      if (Date.now() > deadline) throw new Error(`the writer got no writes through (${this.errors.slice(-1)[0]?.error ?? 'no error'})`);
-      await sleep(50);
-    }
-  }
-
-  /** Longest interval without an acknowledged write, after `since` (ms epoch). */
-  longestGapMs(since = 0): number {
-    let gap = 0;
-    const acks = this.acked.filter((a) => a.at >= since - 5_000);
-    for (let i = 1; i < acks.length; i++) if (acks[i]!.at >= since) gap = Math.max(gap, acks[i]!.at - acks[i - 1]!.at);
-    return gap;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.done;
-  }
 }

@@ -1,78 +1,25 @@
 // Scenarios with whole members (the real entrypoint, real PostgreSQL, a real kube-apiserver).
 // Timings are printed as figures (t.diagnostic), never asserted: the assertions are about
 // correctness — one writable primary, the right labels, no acknowledged write lost.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { rmSync, readdirSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { Cluster, Writer, startKube, sleep, TOKEN } from './cluster-harness.js';
-import type { Kube } from './kube-harness.js';
+import { Cluster, Writer, sleep, TOKEN } from './cluster-harness.js';
+import { scenarioFile, healthy, disrupt as disruptWith, missing, watchSplitBrain, type Diag } from './scenario.js';
 
-let kube: Kube;
+const { kube, fig } = scenarioFile('integration-figures.json');
 const CLI = fileURLToPath(new URL('../../scripts/cli.js', import.meta.url));
-const figures: Record<string, number | string> = {};
-const fig = (t: { diagnostic(m: string): void }, name: string, value: number | string, unit = 'ms') => {
-  figures[name] = value;
-  t.diagnostic(`FIGURE ${name}: ${value}${typeof value === 'number' ? ` ${unit}` : ''}`);
-};
-
-before(async () => { kube = await startKube(); });
-after(async () => {
-  await kube?.stop();
-  if (Object.keys(figures).length) {
-    const dir = join(process.cwd(), 'test-results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'integration-figures.json'), JSON.stringify(figures, null, 2) + '\n');
-  }
-});
-
-async function healthy(c: Cluster, members: number): Promise<string> {
-  const p = await c.waitForPrimary(90_000);
-  await c.waitForReplicas(p, members - 1, 90_000);
-  return p;
-}
-
-/**
- * The shape of every disruption scenario: a healthy cluster, a client writing every 20 ms through
- * the primary label, the disruption at `at`, a new primary, writes flowing again. Prints the
- * longest write gap as a figure.
- */
-async function disrupt(c: Cluster, t: { diagnostic(m: string): void }, figure: string, disruption: (p: string) => Promise<void>, timeoutMs = 30_000) {
-  const p = await healthy(c, 3);
-  const w = await Writer.start(c, p);
-  await sleep(1_000);
-  const at = Date.now();
-  await disruption(p);
-  const np = await c.waitForPrimary(timeoutMs, p);
-  assert.notEqual(np, p);
-  await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), timeoutMs, 20);
-  const writesBackAt = Date.now();
-  await sleep(1_000);
-  await w.stop();
-  fig(t, figure, w.longestGapMs(at));
-  return { p, np, w, at, writesBackAt };
-}
+const disrupt = (c: Cluster, t: Diag, figure: string, disruption: (p: string) => Promise<void>, timeoutMs?: number) => disruptWith(c, t, fig, figure, disruption, timeoutMs);
 
 /** Acknowledged writes missing on the member now primary. */
-async function lostWrites(c: Cluster, primary: string, w: Writer) {
-  const ids = new Set((await c.sql(primary, 'select id from w')).map((x) => x.id));
-  return w.acked.filter((a) => !ids.has(a.id));
-}
-
-/** While `during` runs, sample which members are writable; more than one at once is split brain. */
-async function watchSplitBrain(c: Cluster, during: () => Promise<void>): Promise<string[][]> {
-  const seen: string[][] = [];
-  let stop = false;
-  const sampler = (async () => { while (!stop) { const w = await c.writable(); if (w.length > 1) seen.push(w); await sleep(50); } })();
-  try { await during(); } finally { stop = true; await sampler; }
-  return seen;
-}
+const lostWrites = async (c: Cluster, primary: string, w: Writer) => missing(c, primary, 'w', w.acked.map((a) => a.id));
 
 test('bootstrap of 3: one primary, two streaming replicas, labels and API', async (t) => {
   const t0 = Date.now();
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await c.waitForPrimary(90_000);
     fig(t, 'bootstrap: first primary writable', Date.now() - t0);
@@ -119,7 +66,7 @@ test('bootstrap of 3: one primary, two streaming replicas, labels and API', asyn
 });
 
 test('SIGKILL of the primary\'s postgres: restarted in place, no failover', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);
@@ -140,7 +87,7 @@ test('SIGKILL of the primary\'s postgres: restarted in place, no failover', asyn
 });
 
 test('planned switchover through the API, to a named member, then back with the CLI semantics (any)', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     let target = '';
     const { np, w } = await disrupt(c, t, 'switchover (API): writes unavailable', async (p) => {
@@ -161,7 +108,7 @@ test('planned switchover through the API, to a named member, then back with the 
 });
 
 test('SIGTERM on the primary (pod delete, rolling update): hands over, then rejoins when restarted', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const { p, np, w } = await disrupt(c, t, 'SIGTERM switchover: writes unavailable', async (p) => {
       const at = Date.now();
@@ -179,7 +126,7 @@ test('SIGTERM on the primary (pod delete, rolling update): hands over, then rejo
 });
 
 test('SIGKILL of the primary\'s entrypoint: failover within the lease, old primary rejoins by pg_rewind', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     let r: Awaited<ReturnType<typeof disrupt>> | undefined;
     const split = await watchSplitBrain(c, async () => {
@@ -199,7 +146,7 @@ test('SIGKILL of the primary\'s entrypoint: failover within the lease, old prima
 });
 
 test('frozen primary (entrypoint and postgres stopped, like a paused container): failover, then it demotes on thaw', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const { p, np, at, writesBackAt } = await disrupt(c, t, 'frozen primary: writes unavailable', async (p) => c.freeze(p));
     fig(t, 'frozen primary: new primary writable after', writesBackAt - at);
@@ -219,7 +166,7 @@ test('failsafe off: an API-server outage of renewDeadline - renew - 0.5 s (2 s),
   // Failsafe off: what is tested is the renew deadline's margin alone (with failsafe, the next test).
   // The worst phase: the cut starts just before the renewal is due, so the last confirmed renewal
   // is a whole renew interval old when the outage begins (the simulation tries every phase).
-  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'false' } });
+  const c = await Cluster.start(kube(), { env: { PGA_FAILSAFE: 'false' } });
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);
@@ -247,7 +194,7 @@ test('failsafe off: an API-server outage of renewDeadline - renew - 0.5 s (2 s),
 });
 
 test('failsafe mode (the default): an API outage longer than the lease keeps the primary while every member confirms it', async (t) => {
-  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'true' } });
+  const c = await Cluster.start(kube(), { env: { PGA_FAILSAFE: 'true' } });
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);
@@ -292,7 +239,7 @@ test('failsafe off: a primary cut off from the API server demotes itself before 
   // With failsafe (the default) the replicas, which still reach it over HTTP, would keep it
   // primary: this is the behaviour without failsafe (autopilot.failsafe: false). With failsafe, a
   // primary cut off from the API *and* a peer demotes likewise (the failsafe test, step 3).
-  const c = await Cluster.start(kube, { env: { PGA_FAILSAFE: 'false' } });
+  const c = await Cluster.start(kube(), { env: { PGA_FAILSAFE: 'false' } });
   try {
     const p = await healthy(c, 3);
     const w = await Writer.start(c, p);
@@ -322,7 +269,7 @@ test('failsafe off: a primary cut off from the API server demotes itself before 
 });
 
 test('a replica whose volume is wiped clones again', async () => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await healthy(c, 3);
     await c.sql(p, 'create table k (v int)');
@@ -339,7 +286,7 @@ test('a replica whose volume is wiped clones again', async () => {
 });
 
 test('sync mode: a client writing every 20 ms loses no acknowledged write when the primary is killed', async (t) => {
-  const c = await Cluster.start(kube, { env: { PGA_SYNC_MODE: 'on' } });
+  const c = await Cluster.start(kube(), { env: { PGA_SYNC_MODE: 'on' } });
   try {
     const p = await healthy(c, 3);
     await c.waitFor('synchronous set recorded', async () => ((await c.lease())?.metadata.annotations?.['pg-autopilot.io/sync-standbys'] ?? '').split(',').filter(Boolean).length === 2, 30_000);
@@ -354,18 +301,17 @@ test('sync mode: a client writing every 20 ms loses no acknowledged write when t
     await sleep(1_000);
     await w.stop();
     fig(t, 'sync mode failover: writes unavailable', w.longestGapMs(at));
-    const ids = new Set((await c.sql(np, 'select id from w')).map((x) => x.id));
-    const lost = w.acked.filter((a) => !ids.has(a.id));
+    const lost = await lostWrites(c, np, w);
     fig(t, 'sync mode failover: acknowledged writes', w.acked.length, 'rows');
     fig(t, 'sync mode failover: acknowledged writes lost', lost.length, 'rows');
-    assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).map((a) => a.id).join(', ')}`);
+    assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).join(', ')}`);
   } finally {
     await c.stop();
   }
 });
 
 test('the CLI against a live cluster: status, switchover --to, pause/resume, reinit', async () => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await healthy(c, 3);
     const [r1, r2] = c.members.filter((m) => m.name !== p).map((m) => m.name) as [string, string];
@@ -419,7 +365,7 @@ test('the CLI against a live cluster: status, switchover --to, pause/resume, rei
 });
 
 test('idle cluster: Kubernetes API requests per minute', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     await healthy(c, 3);
     await sleep(3_000);

@@ -1,61 +1,19 @@
 // The holes of issue 11 staged on the real thing (real entrypoints, PostgreSQL 15, kube-apiserver).
 // Timings are printed as figures (t.diagnostic), never asserted: the assertions are about
 // correctness — never two writable members, no acknowledged write lost where promised, no wipe.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import pg from 'pg';
-import { Cluster, Writer, startKube, sleep, PASSWORD } from './cluster-harness.js';
-import type { Kube } from './kube-harness.js';
+import { Cluster, Writer, sleep, PASSWORD } from './cluster-harness.js';
+import { scenarioFile, healthy, missing, killPod, memberLog, isRoot, asPostgres } from './scenario.js';
 
-let kube: Kube;
-const figures: Record<string, number | string> = {};
-const fig = (t: { diagnostic(m: string): void }, name: string, value: number | string, unit = 'ms') => {
-  figures[name] = value;
-  t.diagnostic(`FIGURE ${name}: ${value}${typeof value === 'number' ? ` ${unit}` : ''}`);
-};
-const isRoot = process.getuid?.() === 0;
-const asPostgres = (cmd: string[]) => (isRoot ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--', ...cmd] : cmd);
-
-before(async () => { kube = await startKube(); });
-after(async () => {
-  await kube?.stop();
-  if (Object.keys(figures).length) {
-    const dir = join(process.cwd(), 'test-results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'holes-figures.json'), JSON.stringify(figures, null, 2) + '\n');
-  }
-});
-
-async function healthy(c: Cluster, members: number): Promise<string> {
-  const p = await c.waitForPrimary(90_000);
-  await c.waitForReplicas(p, members - 1, 90_000);
-  return p;
-}
-
-/** Acknowledged ids missing on `primary` (in `table`). */
-async function missing(c: Cluster, primary: string, table: string, acked: number[]): Promise<number[]> {
-  const ids = new Set((await c.sql(primary, `select id from ${table}`)).map((x) => x.id));
-  return acked.filter((id) => !ids.has(id));
-}
-
-/** The whole pod dies: SIGKILL the entrypoint; its postgres must die with it (else we stop it). */
-async function killPod(c: Cluster, name: string): Promise<boolean> {
-  const pm = c.postmasterPid(name);
-  await c.signal(name, 'SIGKILL', 5_000);
-  const died = await c.waitFor(`${name}'s postgres gone`, async () => c.postmasterPid(name) === null, 5_000, 50).then(() => true, () => false);
-  if (!died && pm) { try { process.kill(pm, 'SIGKILL'); } catch { /* gone */ } await sleep(300); }
-  return died;
-}
-
-function memberLog(c: Cluster, name: string): string {
-  try { return readFileSync(c.member(name).logFile, 'utf8'); } catch { return ''; }
-}
+const { kube, fig } = scenarioFile('holes-figures.json');
 
 test('connection slots taken on the primary: never two writable members, one primary after release', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   const held: pg.Client[] = [];
   try {
     const p = await healthy(c, 3);
@@ -108,7 +66,7 @@ test('connection slots taken on the primary: never two writable members, one pri
 });
 
 test('unstartable primary: gives the lease up, another member becomes primary', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await healthy(c, 3);
     const died = await killPod(c, p);
@@ -130,7 +88,7 @@ test('unstartable primary: gives the lease up, another member becomes primary', 
 });
 
 test('sync mode: the synchronous set shrinks after a replica dies, then the primary is killed: 0 lost', async (t) => {
-  const c = await Cluster.start(kube, { env: { PGA_SYNC_MODE: 'on' } });
+  const c = await Cluster.start(kube(), { env: { PGA_SYNC_MODE: 'on' } });
   try {
     const p = await healthy(c, 3);
     const syncSet = async () => ((await c.lease())?.metadata.annotations?.['pg-autopilot.io/sync-standbys'] ?? '').split(',').filter(Boolean);
@@ -163,7 +121,7 @@ test('sync mode: the synchronous set shrinks after a replica dies, then the prim
 });
 
 test('a foreign data directory never starts or competes', async (t) => {
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   try {
     const p = await healthy(c, 3);
     const r = c.members.find((m) => m.name !== p)!;
@@ -197,7 +155,7 @@ test('a foreign data directory never starts or competes', async (t) => {
  * freeze, the failover, and the thaw, until the old primary refuses.
  */
 async function thawWindow(t: { diagnostic(m: string): void }, mode: 'async' | 'sync') {
-  const c = await Cluster.start(kube, mode === 'sync' ? { env: { PGA_SYNC_MODE: 'on' } } : {});
+  const c = await Cluster.start(kube(), mode === 'sync' ? { env: { PGA_SYNC_MODE: 'on' } } : {});
   let cl: pg.Client | null = null;
   try {
     const p = await healthy(c, 3);
@@ -244,7 +202,7 @@ test('open connection through a freeze, sync mode: 0 acknowledged writes lost', 
 
 test('replicas partitioned from the primary for 60 s: no wipe, all stream again', async (t) => {
   if (!isRoot) { t.skip('needs root for iptables'); return; }
-  const c = await Cluster.start(kube);
+  const c = await Cluster.start(kube());
   const rules: string[][] = [];
   const ipt = (op: '-I' | '-D', rule: string[]) => execFileSync('iptables', [op, ...rule]);
   try {

@@ -68,3 +68,35 @@ function asMemberOf(k: Kube, method: string, path: string): Promise<number> {
     req.end();
   });
 }
+
+test('the HTTP fault layer: unchanged when idle, a lost reply still commits, a late watch delivers every change late', async () => {
+  const ns = await kube.namespace('faults');
+  const p = await kube.proxy('m1', 'member', { faults: true });
+  const via = `https://127.0.0.1:${p.port}`;
+  const leases = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
+  try {
+    assert.equal(await asMember(via, 'GET', leases), 200);
+    p.http!.faults.lostReplies = { method: 'POST', path: /\/leases/ };
+    const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'lost' }, spec: { holderIdentity: 'm1' } };
+    await assert.rejects(asMember(via, 'POST', leases, lease, 1_000), /timeout/);
+    assert.equal((await kube.request('GET', `${leases}/lost`)).body.spec.holderIdentity, 'm1', 'the write committed');
+    assert.deepEqual(p.http!.lost.map((l) => [l.method, l.status]), [['POST', 201]]);
+    p.http!.faults.lostReplies = null;
+    p.http!.faults.watchDelayMs = 1_500;
+    const rv = (await kube.request('GET', `${leases}/lost`)).body.metadata.resourceVersion;
+    const seen = new Promise<number>((res, rej) => {
+      const req = https.request(`${via}${leases}?watch=1&resourceVersion=${rv}`, { ca: readFileSync(kube.caFile), headers: { authorization: `Bearer ${MEMBER_TOKEN}` } }, (r) => {
+        r.on('data', () => { res(Date.now()); req.destroy(); });
+      });
+      req.on('error', (e) => { if (!/aborted|socket hang up/.test(e.message)) rej(e); });
+      req.end();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const at = Date.now();
+    await kube.request('PUT', `${leases}/lost`, { ...lease, metadata: { name: 'lost', resourceVersion: rv }, spec: { holderIdentity: 'm2' } });
+    const late = (await seen) - at;
+    assert.ok(late >= 1_400, `the change arrived ${late} ms after it was made, expected ≥ 1500 ms`);
+  } finally {
+    await p.close();
+  }
+});

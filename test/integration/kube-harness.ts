@@ -6,6 +6,7 @@
 //   const ns = await kube.namespace('t1');                 // fresh namespace + member Role
 //   const p = await kube.proxy('m0', 'member');            // a cuttable path to the API server
 //   p.kubeconfig  → file a member process uses; p.cut('blackhole' | 'refuse'); p.restore()
+//   const q = await kube.proxy('m1', 'member', { faults: true });  // q.http.faults: late watch, lost replies
 //   await kube.request('GET', `/api/v1/namespaces/${ns}/pods`)
 //   await kube.stop()
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as net from 'node:net';
 import * as https from 'node:https';
+import { startFaultLayer, type FaultLayer } from './http-faults.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..'); // dist/test/integration → repo
 export const ADMIN_TOKEN = 'admin-token-for-tests';
@@ -37,6 +39,8 @@ export interface KubeProxy {
   cut(mode?: CutMode): void;
   restore(): void;
   close(): Promise<void>;
+  /** The HTTP fault layer behind the cut (proxy(..., { faults: true })), else null. */
+  http: FaultLayer | null;
 }
 export interface KubeOptions {
   /**
@@ -54,7 +58,8 @@ export interface Kube {
   /** Kubeconfig for the admin (system:masters) or the least-privilege member user. */
   kubeconfig(user?: 'admin' | 'member', server?: string): string;
   namespace(prefix: string): Promise<string>;
-  proxy(name: string, user?: 'admin' | 'member'): Promise<KubeProxy>;
+  /** faults: put an HTTP fault layer (http-faults.ts) between the cuttable proxy and the API server. */
+  proxy(name: string, user?: 'admin' | 'member', opts?: { faults?: boolean }): Promise<KubeProxy>;
   request<T = any>(method: string, path: string, body?: unknown, contentType?: string): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
 }
@@ -256,8 +261,12 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
     return name;
   };
 
-  const proxy: Kube['proxy'] = async (name, user = 'member') => {
+  const proxy: Kube['proxy'] = async (name, user = 'member', opts = {}) => {
     const port = await freePort();
+    const layer = opts.faults
+      ? await startFaultLayer({ upstreamPort: apiPort, ca, key: readFileSync(join(dir, 'apiserver.key')), cert: readFileSync(join(dir, 'apiserver.crt')) })
+      : null;
+    const target = layer ? layer.port : apiPort;
     let mode: 'open' | CutMode = 'open';
     const pairs = new Set<{ client: net.Socket; upstream: net.Socket | null }>();
     const srv = net.createServer((client) => {
@@ -267,7 +276,7 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
       client.on('error', () => undefined);
       if (mode === 'refuse') { client.destroy(); return; }
       if (mode === 'blackhole') return; // accept and say nothing, like a partitioned network
-      const upstream = net.connect(apiPort, '127.0.0.1');
+      const upstream = net.connect(target, '127.0.0.1');
       pair.upstream = upstream;
       upstream.on('close', () => client.destroy());
       upstream.on('error', () => client.destroy());
@@ -292,7 +301,11 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
         // Connections that hung through the cut are reset, as a real network's would time out.
         for (const { client } of pairs) client.destroy();
       },
-      close: () => new Promise<void>((r) => { for (const { client } of pairs) client.destroy(); srv.close(() => r()); }),
+      close: async () => {
+        await new Promise<void>((r) => { for (const { client } of pairs) client.destroy(); srv.close(() => r()); });
+        await layer?.close();
+      },
+      http: layer,
     };
     proxies.push(p);
     return p;
