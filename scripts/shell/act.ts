@@ -183,6 +183,10 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       st.sync = sync;
       record(st, { type: 'promoted' });
       log.info('promoted', { ms: st.now() - t0 });
+      // The label follows what postgres says now (writable): one PATCH, straight away. Publishing
+      // from the status read before the promotion would label us a replica first and the primary
+      // only a tick later, a second PATCH on the path of every client routed by the label.
+      st.lastPg = await pg.status();
       await publish(st, true);
       void kube.event('Pod', cfg.podName, 'Promoted', `${cfg.podName} is the primary`);
       return;
