@@ -53,6 +53,10 @@ export function remember(m: Memory, e: Outcome, self: string): Memory {
       return { ...m, rewindFailures: 0, startFailures: 0, startFailingSinceMs: null, lastKnownWritable: null };
     case 'demoted':
       return { ...m, confirmedAtMs: null, syncChange: null };
+    case 'writes_stopped':
+      // pg_control records the shutdown checkpoint: no backend is left and none is admitted, so
+      // postgres is known read-only until it exits (the watchdog has nothing to stop).
+      return { ...m, lastKnownWritable: false, pgUnknownSinceMs: null };
     case 'handed_off':
       return { ...m, confirmedAtMs: null, syncChange: null };
     case 'sync_applied':

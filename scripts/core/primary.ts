@@ -55,7 +55,7 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
 
   if (o.terminating) {
     const target = handoffTarget(o, null);
-    if (target) return act(m, `shutting down: handing the lease to ${target}`, { type: 'handoff', to: target, ifResourceVersion: lease.resourceVersion });
+    if (target) return act(m, `shutting down: handing the lease to ${target}`, handoff(o, m, target));
     return act(m, 'shutting down with no healthy replica to hand over to', { type: 'stop' });
   }
 
@@ -65,7 +65,7 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
     if (wanted === o.self) return act(m, 'switchover to ourselves requested: nothing to do', clear);
     const target = handoffTarget(o, wanted);
     if (!target) return act(m, `switchover to ${wanted ?? 'any member'} refused: no healthy streaming replica${wanted ? ` named ${wanted}` : ''}`, clear);
-    return act(m, `switchover requested: handing the lease to ${target}`, { type: 'handoff', to: target, ifResourceVersion: lease.resourceVersion });
+    return act(m, `switchover requested: handing the lease to ${target}`, handoff(o, m, target));
   }
 
   const update = paused ? null : rollingUpdate(o, m);
@@ -147,7 +147,25 @@ export function rollingUpdate(o: Observation, m: Memory): Decision | null {
   if (!settled) return act(m, `rolling update to ${target}: replicas updated, waiting until they are all there, healthy and streaming`);
   const to = handoffTarget(o, null);
   if (!to) return act(m, `rolling update to ${target}: no healthy replica to hand over to yet`);
-  return act(m, `rolling update to ${target}: every replica is updated, handing over to ${to} before our own restart`, { type: 'handoff', to, ifResourceVersion: o.lease?.resourceVersion ?? '' });
+  return act(m, `rolling update to ${target}: every replica is updated, handing over to ${to} before our own restart`, handoff(o, m, to));
+}
+
+/** The longest checkpoint a hand-off runs before it stops postgres. */
+export const MAX_HANDOFF_CHECKPOINT_MS = 5_000;
+
+/**
+ * How long a hand-off may spend on a checkpoint while postgres still takes writes: the shutdown
+ * checkpoint after it has little left to flush, so writes stop for less time. At most what is left
+ * of the renew deadline once one renew interval is kept for the stop itself (the hand-off blocks
+ * the tick, so nothing renews meanwhile), and at most MAX_HANDOFF_CHECKPOINT_MS; 0 = none.
+ */
+export function handoffCheckpointMs(m: Memory, s: Observation['settings'], nowMs: number): number {
+  if (m.confirmedAtMs === null) return 0;
+  return Math.max(0, Math.min(MAX_HANDOFF_CHECKPOINT_MS, m.confirmedAtMs + s.renewDeadlineMs - s.renewMs - nowMs));
+}
+
+function handoff(o: Observation, m: Memory, to: string): Action {
+  return { type: 'handoff', to, ifResourceVersion: o.lease?.resourceVersion ?? '', checkpointMs: handoffCheckpointMs(m, o.settings, o.nowMs) };
 }
 
 /** The replica to hand the lease to: the named one, or the most advanced healthy streaming one. */

@@ -176,6 +176,8 @@ export type Outcome =
   | { type: 'rewound'; outcome: 'done' | 'unreachable' | 'failed' }
   | { type: 'wiped' }
   | { type: 'demoted' }
+  /** a hand-off's stop wrote the shutdown checkpoint: postgres takes no more writes while it drains and exits */
+  | { type: 'writes_stopped' }
   | { type: 'handed_off' }
   | { type: 'sync_applied'; names: string[]; count: number };
 
@@ -194,7 +196,8 @@ export type Action =
   | { type: 'renew_lease'; ifResourceVersion: string; record?: { syncStandbys: string[]; syncCount: number }; stamp?: { timeline?: number; systemId?: string }; onFailure?: 'failsafe' }
   | { type: 'release_lease'; ifResourceVersion: string; why: string }
   | { type: 'clear_switchover'; ifResourceVersion: string }
-  | { type: 'handoff'; to: string; ifResourceVersion: string }
+  /** checkpointMs: run a checkpoint first, for at most this long, while postgres still takes writes (0 = none) */
+  | { type: 'handoff'; to: string; ifResourceVersion: string; checkpointMs: number }
   | { type: 'demote'; why: string }
   | { type: 'unlabel'; pods: string[] }
   /** promote only while the lease is still the version this decision saw (or the one our renew just wrote) */

@@ -2,17 +2,14 @@
 // (never re-decides), and reports the outcome to the core's memory.
 import type { Action, Observation } from '../core/types.js';
 import { memberSlotName, syncStandbyNamesFor, type DynamicConf } from '../core/render.js';
-import { parseLsn } from '../core/lsn.js';
 import { KubeError } from './kube.js';
-import { readControlData } from './controldata.js';
 import { microTime, leaseAt, writeLease, LEASE_ANNOTATIONS as A } from './lease.js';
 import { failsafeRound, releaseFailsafe } from './failsafe.js';
-import { membersFromPods } from './observe.js';
 import { publish } from './publish.js';
-import { ROLE_LABEL, REINIT_ANNOTATION, errMsg, record, setInit, type State } from './state.js';
+import { ROLE_LABEL, REINIT_ANNOTATION, Stale, errMsg, record, setInit, type State } from './state.js';
+import { handoff } from './handoff.js';
 
-/** Thrown when an action's precondition no longer holds: later actions of the tick are skipped. */
-export class Stale extends Error {}
+export { Stale };
 
 export const dyn = (st: State, primary: { host: string; port: number } | null, sync: { names: string[]; count: number } = { names: [], count: 1 }): DynamicConf => ({
   primary,
@@ -50,54 +47,6 @@ async function startAs(st: State, as: 'primary' | 'replica', follow: { name: str
     throw e;
   }
   if (!bootstrap) record(st, { type: 'started', as });
-}
-
-/**
- * Planned hand-off: stop postgres cleanly (final checkpoint), wait until the target received it,
- * then give it the lease. Any doubt aborts and leaves postgres stopped: the next tick decides
- * (it restarts us as primary only after confirming the lease with a conditional write).
- */
-async function handoff(st: State, to: string, ifResourceVersion: string): Promise<void> {
-  const base = leaseAt(st, ifResourceVersion);
-  const member = membersFromPods(st).find((m) => m.name === to);
-  if (!base || !member) throw new Stale(`hand-off to ${to}: the lease changed or ${to} is gone since the decision`);
-  const t0 = st.now();
-  st.log.info('hand-off: stopping postgres for a final checkpoint', { to });
-  await st.pg.stop('fast');
-  const cd = await readControlData(st.cfg.binDir, st.cfg.dataDir);
-  // Only a clean shutdown wrote a final checkpoint; after an escalation (the watchdog, a timeout)
-  // the last checkpoint is an older one and comparing against it would let a lagging target pass.
-  const clean = cd.state === 'shut down';
-  const want = clean && cd.checkpointLsn ? parseLsn(cd.checkpointLsn) : null;
-  let caughtUp = false;
-  while (want !== null && st.now() - t0 < 5_000) {
-    const s = await st.fetchStatus(member.apiUrl, 500);
-    const got = s?.receivedLsn ? parseLsn(s.receivedLsn) : null;
-    if (got !== null && got > want) { caughtUp = true; break; }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const clearSwitchover = async () => {
-    const cur = st.lease;
-    if (cur && cur.spec.holderIdentity === st.cfg.podName) {
-      await writeLease(st, cur, { holder: st.cfg.podName, transition: false, annotations: { [A.switchoverTo]: null } }, cur.metadata.resourceVersion ?? '');
-    }
-  };
-  if (!caughtUp) {
-    st.log.warn(clean ? 'hand-off aborted: the target did not receive the final checkpoint in time' : `hand-off aborted: postgres did not shut down cleanly (${cd.state})`, { to, checkpoint: cd.checkpointLsn });
-    await clearSwitchover();
-    return;
-  }
-  const cur = st.lease;
-  const ok = cur ? await writeLease(st, cur, { holder: to, transition: true, annotations: { [A.switchoverTo]: null, [A.syncStandbys]: null, [A.syncCount]: null } }, cur.metadata.resourceVersion ?? '') : false;
-  if (!ok) {
-    st.log.warn('hand-off aborted: the lease write failed; postgres stays stopped until the next tick decides', { to });
-    return;
-  }
-  record(st, { type: 'handed_off' });
-  releaseFailsafe(st);
-  st.log.info('hand-off: lease given', { to, ms: st.now() - t0 });
-  void st.kube.event('Lease', st.leaseName, 'Switchover', `${st.cfg.podName} handed the primary role to ${to} in ${st.now() - t0} ms`);
-  void publish(st, true);
 }
 
 export async function perform(st: State, a: Action, o: Observation): Promise<void> {
@@ -212,7 +161,7 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       return;
     }
     case 'handoff':
-      await handoff(st, a.to, a.ifResourceVersion);
+      await handoff(st, a.to, a.ifResourceVersion, a.checkpointMs);
       return;
     case 'demote':
       await demote(st, a.why);
@@ -234,6 +183,10 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       st.sync = sync;
       record(st, { type: 'promoted' });
       log.info('promoted', { ms: st.now() - t0 });
+      // The label follows what postgres says now (writable): one PATCH, straight away. Publishing
+      // from the status read before the promotion would label us a replica first and the primary
+      // only a tick later, a second PATCH on the path of every client routed by the label.
+      st.lastPg = await pg.status();
       await publish(st, true);
       void kube.event('Pod', cfg.podName, 'Promoted', `${cfg.podName} is the primary`);
       return;

@@ -1,7 +1,10 @@
 // pg_controldata, read while postgres is down: was this data directory a primary or a standby,
-// and where is its last checkpoint (the hand-off waits for the target to have received it).
+// and where is its last checkpoint (the hand-off waits for the target to have received it); and
+// pg_control's head read from the file, polled by the hand-off while postgres shuts down.
 import { execFile } from 'node:child_process';
+import { open } from 'node:fs/promises';
 import type { ControlRole } from '../core/types.js';
+import { parseControlFile, type ControlFile } from '../core/controlfile.js';
 
 export interface ControlData {
   role: ControlRole;
@@ -29,4 +32,20 @@ export function readControlData(binDir: string, dataDir: string): Promise<Contro
       resolve(parseControlData(stdout));
     });
   });
+}
+
+/** pg_control's head read from the file itself (cheap enough to poll while postgres shuts down);
+ *  an Error when it cannot be read or trusted (the caller falls back to pg_controldata). */
+export async function readControlFile(dataDir: string): Promise<ControlFile | Error> {
+  let f;
+  try {
+    f = await open(`${dataDir}/global/pg_control`, 'r');
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await f.read(buf, 0, 512, 0);
+    return parseControlFile(buf.subarray(0, bytesRead));
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  } finally {
+    await f?.close().catch(() => undefined);
+  }
 }

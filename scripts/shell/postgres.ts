@@ -63,7 +63,7 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     restarting: () => sup.isWanted() && !sup.isRunning(),
     status: server.status,
     promote: server.promote,
-    checkpoint: () => sql.checkpoint(ctx),
+    checkpoint: (timeoutMs) => sql.checkpoint(ctx, timeoutMs),
     reload: server.reload,
     query: (text, params) => sql.withClient(ctx, async (c) => (await c.query(text, params)).rows),
     ensureSlots: (names) => sql.ensureSlots(ctx, session, names),

@@ -13,7 +13,7 @@ const LSN_PUBLISH_MS = 120_000;
 
 export function myRole(st: State): Role {
   const s = st.lastPg;
-  if (!s?.running || !s.accepting || !st.pg.isRunning() || st.demoting) return 'unknown';
+  if (!s?.running || !s.accepting || !st.pg.isRunning() || st.demoting || st.stopping) return 'unknown';
   if (s.inRecovery === false) {
     const ours = st.lease?.spec.holderIdentity === st.cfg.podName;
     return ours && mayStayWritable(st.memory, st.cfg, st.now()).ok ? 'primary' : 'unknown';

@@ -47,6 +47,8 @@ export interface State {
   takeoverInFlight: boolean;
   /** a demotion (stop) is under way: the watchdog does not fire again meanwhile */
   demoting: boolean;
+  /** a hand-off is stopping postgres: it takes no more writes, and our label says so at once */
+  stopping: boolean;
   terminating: boolean;
   terminated: boolean;
   lastDecision: Decision;
@@ -76,7 +78,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     pods: new Map(), sts: null,
     memory: initialMemory(),
     lastPg: null, following: null, sync: { names: [], count: 1 },
-    takeoverInFlight: false, demoting: false, terminating: false, terminated: false,
+    takeoverInFlight: false, demoting: false, stopping: false, terminating: false, terminated: false,
     lastDecision: { actions: [], reason: 'starting', memory: initialMemory() }, lastDecisionAt: new Date(), lastTickAt: now(),
     watchdogTimer: null,
     published: { key: '', at: 0, lsn: null, label: null },
@@ -119,5 +121,8 @@ export function armWatchdog(st: State): void {
   if (v.checkAgainInMs === null) return;
   st.watchdogTimer = setTimeout(() => { st.watchdogTimer = null; armWatchdog(st); }, v.checkAgainInMs + 1);
 }
+
+/** Thrown when an action's precondition no longer holds: later actions of the tick are skipped. */
+export class Stale extends Error {}
 
 export const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseLsn } from '../../scripts/core/lsn.js';
 import { memberSlotName } from '../../scripts/core/render.js';
 import { PASSWORDS, PgHarness, waitFor, type Member } from './pg-harness.js';
+import { readControlData, readControlFile } from '../../scripts/shell/controldata.js';
 
 const h = PgHarness.create();
 let m0: Member, m1: Member, m2: Member;
@@ -448,6 +449,40 @@ describe('postgres layer with real PostgreSQL', { timeout: 600_000 }, () => {
     await m0.pg.stop('smart');
     assert.equal(m0.pg.isRunning(), false);
     assert.equal((await m0.pg.status()).running, false);
+  });
+
+  test('pg_control read from the file agrees with pg_controldata; the shutdown checkpoint it shows during a fast stop is the final one', async () => {
+    // m1 is the primary (promoted above): in production while it runs
+    const running = await readControlFile(m1.cfg.dataDir);
+    assert.ok(!(running instanceof Error), String(running));
+    assert.equal(running.shutDown, false);
+    const sysid = (await m1.pg.status()).systemIdentifier;
+    assert.equal(running.systemId, sysid);
+    await m1.pg.query("INSERT INTO t SELECT g, 'before the stop' FROM generate_series(5001, 5200) g");
+    // read it as the hand-off does, every few milliseconds while postgres stops
+    const seen: { shutDown: boolean; lsn: bigint }[] = [];
+    let stopped = false;
+    const stop = m1.pg.stop('fast').then(() => { stopped = true; });
+    while (!stopped) {
+      const cf = await readControlFile(m1.cfg.dataDir);
+      if (!(cf instanceof Error)) seen.push({ shutDown: cf.shutDown, lsn: cf.checkpointLsn });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await stop;
+    const cd = await readControlData(m1.cfg.binDir, m1.cfg.dataDir);
+    assert.equal(cd.state, 'shut down');
+    const file = await readControlFile(m1.cfg.dataDir);
+    assert.ok(!(file instanceof Error), String(file));
+    assert.equal(file.shutDown, true);
+    assert.equal(file.checkpointLsn, parseLsn(cd.checkpointLsn!));
+    assert.equal(file.systemId, cd.systemId);
+    const early = seen.filter((x) => x.shutDown);
+    timings.controlFileReadsDuringStop = seen.length;
+    timings.controlFileShutDownBeforeExit = early.length;
+    // every sighting of "shut down" before the exit names the checkpoint pg_controldata reports after it
+    for (const x of early) assert.equal(x.lsn, file.checkpointLsn);
+    await m1.pg.start();
+    assert.equal((await m1.pg.status()).inRecovery, false);
   });
 
   test('separate WAL directory (PGA_WAL_DIR): clone with --waldir, stream, wipe both, dangling pg_wal is partial', async () => {

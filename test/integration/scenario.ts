@@ -64,7 +64,17 @@ export async function disrupt(c: Cluster, t: Diag, fig: Fig, figure: string, dis
   const writesBackAt = Date.now();
   await sleep(1_000);
   await w.stop();
-  fig(t, figure, w.longestGapMs(at));
+  const gap = w.longestGap(at);
+  t.diagnostic(`${figure}: last write acknowledged ${new Date(gap.from).toISOString()}, next ${new Date(gap.to).toISOString()}; disruption at ${new Date(at).toISOString()}`);
+  // what the client got meanwhile, in order: the first and last time of each error, ms into the gap
+  const errs = new Map<string, { first: number; last: number; n: number }>();
+  for (const e of w.errors.filter((x) => x.at > gap.from && x.at < gap.to)) {
+    const k = e.error.slice(0, 80);
+    const x = errs.get(k) ?? { first: e.at - gap.from, last: 0, n: 0 };
+    errs.set(k, { ...x, last: e.at - gap.from, n: x.n + 1 });
+  }
+  for (const [k, x] of errs) t.diagnostic(`${figure}: client error ${x.first}–${x.last} ms (${x.n}×): ${k}`);
+  fig(t, figure, gap.ms);
   return { p, np, w, at, writesBackAt };
 }
 

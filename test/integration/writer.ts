@@ -82,9 +82,17 @@ export class Writer {
 
   /** Longest interval without an acknowledged write, after `since` (ms epoch). */
   longestGapMs(since = 0): number {
-    let gap = 0;
+    return this.longestGap(since).ms;
+  }
+
+  /** The longest gap between acknowledgements after `since`, with its ends (to line it up with member logs). */
+  longestGap(since = 0): { ms: number; from: number; to: number } {
+    let gap = { ms: 0, from: since, to: since };
     const acks = this.acked.filter((a) => a.at >= since - 5_000);
-    for (let i = 1; i < acks.length; i++) if (acks[i]!.at >= since) gap = Math.max(gap, acks[i]!.at - acks[i - 1]!.at);
+    for (let i = 1; i < acks.length; i++) {
+      const ms = acks[i]!.at - acks[i - 1]!.at;
+      if (acks[i]!.at >= since && ms > gap.ms) gap = { ms, from: acks[i - 1]!.at, to: acks[i]!.at };
+    }
     return gap;
   }
 

@@ -20,7 +20,7 @@ type Step = void | { wait: number; then?: () => Step };
 interface PgStatus { running: boolean; serverState: PgView['serverState']; accepting: boolean; inRecovery: boolean | null; lsn: bigint | null; timeline: number | null; streaming: boolean; systemId: string | null }
 
 export const LOOP_MS = 1000;
-const START_MS = 300, PROMOTE_MS = 100, CLONE_MS = 2000, REWIND_MS = 500, CHECKPOINT_MS = 100;
+const START_MS = 300, PROMOTE_MS = 100, CLONE_MS = 2000, REWIND_MS = 500, CHECKPOINT_MS = 100, SHUTDOWN_CHECKPOINT_MS = 20, DRAIN_MS = 50;
 
 export class Member {
   mem: Memory = initialMemory();
@@ -32,6 +32,8 @@ export class Member {
   pods: ReadonlyMap<string, SimPod> = new Map();
   watchQ: { at: number; snap: Snapshot }[] = [];
   takeoverInFlight = false;
+  /** state.ts stopping: a hand-off stops postgres, our label says so at once */
+  stopping = false;
   terminating = false;
   terminated = false;
   terminateDeadline = Infinity;
@@ -224,7 +226,7 @@ export class Member {
 
   myRole(): Role {
     const s = this.lastStatus;
-    if (!s?.running || !s.accepting) return 'unknown';
+    if (!s?.running || !s.accepting || this.stopping) return 'unknown';
     if (s.inRecovery === false) return this.lease?.spec.holderIdentity === this.name && mayStayWritable(this.mem, this.settings, this.now()).ok ? 'primary' : 'unknown';
     return s.inRecovery === true ? 'replica' : 'unknown';
   }
@@ -431,7 +433,7 @@ export class Member {
         return;
       }
       case 'handoff':
-        return this.handoff(a.to, a.ifResourceVersion);
+        return this.handoff(a.to, a.ifResourceVersion, a.checkpointMs);
       case 'demote':
         this.demote(a.why);
         return;
@@ -475,33 +477,53 @@ export class Member {
     }
   }
 
-  /** act.ts handoff: a clean stop (final checkpoint), the target must have received it, then the lease. */
-  private handoff(to: string, ifRv: string): Step {
-    const w = this.w, pg = this.pg;
+  /** handoff.ts: a checkpoint while still writable (at most the core's budget), a clean stop; once
+   * its shutdown checkpoint is written (postgres takes no more writes, it drains) the target must
+   * have received it, then the lease; postgres exits after. */
+  private handoff(to: string, ifRv: string, checkpointMs: number): Step {
     const base = this.leaseAt(ifRv);
     if (!base || !this.pods.has(to)) throw new Stale(`hand-off to ${to}: the lease changed or ${to} is gone since the decision`);
-    pg.state = 'stopping';
+    const full = this.pg.slowCheckpointMs || CHECKPOINT_MS;
+    if (checkpointMs < 100) return this.handoffStop(to, full);
+    // the checkpoint while writable takes what it takes, up to the budget; the shutdown checkpoint the rest
+    const first = Math.min(full, checkpointMs);
+    return { wait: first, then: () => this.handoffStop(to, Math.max(SHUTDOWN_CHECKPOINT_MS, full - first)) };
+  }
+
+  private handoffStop(to: string, checkpointMs: number): Step {
+    const w = this.w, pg = this.pg;
+    if (pg.state === 'running') pg.state = 'stopping'; // a watchdog stop meanwhile leaves it stopped: unclean, aborted below
+    this.stopping = true;
+    this.publish(true);
+    const exit = (): void => {
+      if (pg.state === 'stopping') pg.stop();
+      this.stopping = false;
+      this.lastStatus = this.pgStatus();
+      this.publish(true);
+    };
     const clearSwitchover = (): Step => {
+      exit();
       const cur = this.lease;
       if (cur && cur.spec.holderIdentity === this.name) return this.writeLease(cur, this.name, { [A.switchoverTo]: null }, cur.metadata.resourceVersion, false, () => undefined);
     };
     return {
-      wait: pg.slowCheckpointMs || CHECKPOINT_MS,
+      wait: checkpointMs,
       then: () => {
         const clean = pg.state === 'stopping'; // the watchdog's immediate stop leaves no final checkpoint
-        pg.stop();
+        if (clean) this.record({ type: 'writes_stopped' });
         const want = clean ? pg.wal.length : null;
         const target = w.pgOf(to);
         const caughtUp = want !== null && !!target && w.statusNow(this.name, to) !== null && target.wal.length >= want && target.prefixOf(pg);
         w.trace(this.name, `hand-off to ${to}: ${clean ? 'clean' : 'unclean'} stop, target ${caughtUp ? 'caught up' : 'not caught up'}`);
         if (!caughtUp) return { wait: want === null ? 0 : 5000, then: clearSwitchover };
         const cur = this.lease;
-        if (!cur) return;
+        if (!cur) { exit(); return; }
         return this.writeLease(cur, to, { [A.switchoverTo]: null, [A.syncStandbys]: null, [A.syncCount]: null }, cur.metadata.resourceVersion, false, (ok) => {
-          if (!ok) return;
+          if (!ok) { exit(); return; }
           this.record({ type: 'handed_off' });
           this.releaseFailsafe();
-          this.publish(true);
+          // postgres drains its walsenders and exits after the lease moved
+          return { wait: DRAIN_MS, then: exit };
         });
       },
     };

@@ -117,8 +117,12 @@ export function createFiles(ctx: PgContext) {
 
   async function setStandby(on: boolean): Promise<void> {
     const f = `${cfg.dataDir}/standby.signal`;
-    if (!on) await fsp.rm(f, { force: true });
-    else if (!existsSync(f)) await writeOwned(f, '');
+    if (!on) {
+      await fsp.rm(f, { force: true });
+      // a promotion signalled twice (sql.promote) can leave the second request behind; postgres
+      // would drop it at its next start anyway
+      await fsp.rm(`${cfg.dataDir}/promote`, { force: true });
+    } else if (!existsSync(f)) await writeOwned(f, '');
   }
 
   return { own, mkdirOwned, writeFileAtomic, writeOwned, isEmptyDir, emptyDir, writePgpass, writeConfig, setStandby };

@@ -120,7 +120,7 @@ export function createServer(ctx: PgContext, opts: PostgresOptions, parts: { fil
 
   async function promote(): Promise<void> {
     const t0 = Date.now();
-    await sql.promote(session);
+    await sql.promote(session, log);
     await parts.files.setStandby(false); // postgres removed it; keep our view consistent
     log.info('promoted', { ms: Date.now() - t0 });
     // A checkpoint records the new timeline in pg_control, which pg_rewind of the former primary

@@ -150,24 +150,45 @@ export async function bootstrapSql(ctx: PgContext, files: Files): Promise<void> 
 }
 
 /** Promote a standby and wait (up to 60 s) until it accepts writes. The signal and each check
- *  are short statements on the session: a promotion works while clients hold every slot. */
-export async function promote(session: LocalSession, waitMs = 60_000): Promise<void> {
+ *  are short statements on the session: a promotion works while clients hold every slot.
+ *
+ *  The request is signalled again every RESIGNAL_MS while postgres is still in recovery. The
+ *  startup process may take the request while it waits for a walreceiver that is (re)connecting
+ *  — as right after a hand-off, whose old primary just closed the stream — and then sleep out the
+ *  rest of wal_retrieve_retry_interval (1 s) before it acts on it; a second signal wakes it at
+ *  once (measured: 0.9 s of a switchover spent so). PostgreSQL itself removes a request left
+ *  behind at the next start, and setStandby(false) right after the promotion removes it too. */
+export async function promote(session: LocalSession, log?: { info(msg: string, f?: Record<string, unknown>): void }, waitMs = 60_000): Promise<void> {
   // fails ("recovery is not in progress") on a primary
   const r = await session.use((c) => c.query('SELECT pg_promote(false) AS ok'));
   if (!(r.rows[0] as { ok: boolean }).ok) throw new Error('pg_promote() returned false: could not signal the promotion');
   const t0 = Date.now();
+  let signalledAt = t0;
+  let signals = 1;
   for (;;) {
-    await new Promise((res) => setTimeout(res, 50));
+    // Every 10 ms: a promotion ends within tens of milliseconds, and clients wait for this answer
+    // (the label follows it). pg_promote(wait => true) would poll every 100 ms inside the server.
+    await new Promise((res) => setTimeout(res, 10));
+    const again = Date.now() - signalledAt >= RESIGNAL_MS;
     let rec: boolean | null = null;
     try {
-      rec = ((await session.use((c) => c.query('SELECT pg_is_in_recovery() AS rec'))).rows[0] as { rec: boolean }).rec;
+      const q = again ? 'SELECT pg_is_in_recovery() AS rec, CASE WHEN pg_is_in_recovery() THEN pg_promote(false) END AS signalled' : 'SELECT pg_is_in_recovery() AS rec';
+      const row = (await session.use((c) => c.query(q))).rows[0] as { rec: boolean; signalled?: boolean | null };
+      rec = row.rec;
+      if (again && row.signalled) { signalledAt = Date.now(); signals++; }
     } catch {
-      rec = null; // keep waiting; the deadline below bounds it
+      rec = null; // keep waiting (the promotion may have finished between the two calls); the deadline below bounds it
     }
-    if (rec === false) return;
+    if (rec === false) {
+      if (signals > 1) log?.info('promotion signalled more than once before postgres acted on it', { signals, ms: Date.now() - t0 });
+      return;
+    }
     if (Date.now() - t0 > waitMs) throw new Error(`the promotion did not finish within ${Math.round(waitMs / 1000)} s`);
   }
 }
+
+/** How long a promotion request may go unanswered before it is signalled again. */
+const RESIGNAL_MS = 50;
 
 export async function checkpoint(ctx: PgContext, timeoutMs = 120_000): Promise<void> {
   await withClient(ctx, (c) => c.query('CHECKPOINT'), timeoutMs);

@@ -70,7 +70,8 @@ export interface Postgres {
   /** Never throws. Asks postgres over the member's own persistent connection. */
   status(): Promise<PgStatus>;
   promote(): Promise<void>;
-  checkpoint(): Promise<void>;
+  /** CHECKPOINT on a connection of its own; timeoutMs bounds the statement (default 120 s) */
+  checkpoint(timeoutMs?: number): Promise<void>;
   reload(): Promise<void>;
   query(sql: string, params?: unknown[]): Promise<unknown[]>;
   ensureSlots(names: string[]): Promise<void>;
