@@ -2,6 +2,7 @@
 // runs, and which scheduled backup is due. The shell writes the files and runs pgbackrest.
 import type { BackupConfig, BackupType } from './backup-config.js';
 import { previousRun } from './cron.js';
+import type { Action, BackupView } from './types.js';
 
 export interface MemberPaths {
   dataDir: string;
@@ -157,4 +158,13 @@ export function parseBackupRecord(text: string | undefined): BackupRecord {
     }
     return out;
   } catch { return {}; }
+}
+
+/** The primary's backup duties this tick: the stanza first, then a scheduled backup that is due. */
+export function backupActions(v: BackupView, self: string, leaseVersion: string): { actions: Action[]; reason: string | null } {
+  if (v.busy) return { actions: [], reason: null };
+  if (!v.stanzaReady) return { actions: [{ type: 'stanza_create' }], reason: `creating the pgBackRest stanza ${v.config.stanza}` };
+  const due = dueBackup(v.config, v.record, v.wallNowMs, self, (m) => m === self && v.busy);
+  if (!due) return { actions: [], reason: null };
+  return { actions: [{ type: 'run_backup', backupType: due.type, at: due.at, ifResourceVersion: leaseVersion }], reason: due.reason };
 }

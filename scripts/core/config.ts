@@ -12,6 +12,7 @@ import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, t
 import { findBinDir, loadBootstrap, loadParameters, readSecret, type BootstrapSpec, type FileReader } from './config-files.js';
 import { validateParameters } from './render.js';
 import { ConfigError } from './errors.js';
+import { loadBackup, type BackupConfig } from './backup-config.js';
 
 export { SYNC_MODES, LOG_LEVELS, LOG_FORMATS, PG_IDENT, MAX_SLOT_WAL_KEEP_SIZE_MB, isIpAddress, parseWalKeepSizeMb } from './config-env.js';
 export type { SyncMode, LogLevel, LogFormat } from './config-env.js';
@@ -61,6 +62,8 @@ export interface Config {
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   /** KUBECONFIG; null = in-cluster configuration */
   kubeconfig: string | null;
+  /** from $PGA_CONFIG_DIR/backup.json + $PGA_SECRETS_DIR/backup/*; null = backups off */
+  backup: BackupConfig | null;
 }
 
 export { ConfigError } from './errors.js';
@@ -202,6 +205,12 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     problems.push(`${cfgDir}/pg_hba.conf: cannot read (${(err as Error).message})`);
   }
   const bootstrap = loadBootstrap(cfgDir, secretsDir, e.PGA_SUPERUSER ?? 'postgres', files, problems);
+  const backup = loadBackup(cfgDir, secretsDir, e.PGA_CLUSTER_NAME ?? 'postgres', files, problems);
+  if (backup) {
+    for (const k of ['archive_mode', 'archive_command', 'archive_library', 'restore_command']) {
+      if (k in parameters) problems.push(`${cfgDir}/parameters.json: ${k} is set by the autopilot when backups are on (pgBackRest archives and restores WAL). Fix: remove postgresql.parameters.${k}`);
+    }
+  }
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
     if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
@@ -252,6 +261,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     pgHbaExtra,
     bootstrap,
     tls,
+    backup,
     kubeconfig: e.KUBECONFIG ? e.KUBECONFIG : null,
   };
 }

@@ -1,5 +1,6 @@
 // The executor: performs one action the core decided, checks the precondition the action carries
 // (never re-decides), and reports the outcome to the core's memory.
+import { startScheduledBackup, startStanzaCreate } from './backup-jobs.js';
 import type { Action, Observation } from '../core/types.js';
 import { memberSlotName, syncStandbyNamesFor, type DynamicConf } from '../core/render.js';
 import { parseLsn } from '../core/lsn.js';
@@ -258,6 +259,12 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       return;
     case 'failsafe':
       await failsafeRound(st);
+      return;
+    case 'stanza_create':
+      startStanzaCreate(st, st.wake);
+      return;
+    case 'run_backup':
+      await startScheduledBackup(st, a, st.wake);
       return;
     case 'stop':
       if (pg.isRunning()) await pg.stop('fast');

@@ -54,6 +54,8 @@ export interface PgStatus {
 }
 
 export interface Postgres {
+  /** pgBackRest for this member (enabled: false when backups are off) */
+  backups: import('./backup.js').Backups;
   dataDirState(): Promise<DataDirState>;
   wipe(): Promise<void>;
   initdb(): Promise<void>;
