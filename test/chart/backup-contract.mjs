@@ -4,7 +4,8 @@
 // as a file under /etc/pg-autopilot, secrets with a dummy value) and its env, then runs
 // loadBackup() of scripts/core/backup-config.ts on it. Fails on any problem the parser reports,
 // and when what it parsed differs from the values (stanza, repository path, CA file, encryption,
-// schedules, retention). Needs helm on PATH and the compiled entrypoint (npm run build).
+// schedules, retention). Also: every option name the schema lets through backup.options is one the
+// parser passes through. Needs helm on PATH and the compiled entrypoint (npm run build).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -77,7 +78,19 @@ for (const f of files) {
   }
   if (!b.repo.key.startsWith('dummy-') || !b.repo.keySecret.startsWith('dummy-')) err('the repository credentials were not read from the projected Secret');
 }
+// The schema's pass-through option names (values.schema.json, backup.options) must each be one the
+// parser passes through, so the chart never accepts an option the entrypoint then refuses.
+const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8'));
+const optionNames = Object.keys(schema.properties.backup.properties.options.properties ?? {});
+if (!optionNames.length) errors.push('values.schema.json: backup.options lists no option names');
+for (const name of optionNames) {
+  const json = JSON.stringify({ s3: { endpoint: 's3.example', bucket: 'bkt' }, options: { [name]: '1' } });
+  const reader = { readFile: (p) => ({ '/c/backup.json': json, '/s/backup/s3-key': 'k', '/s/backup/s3-key-secret': 's' })[p] ?? null, listDir: () => null };
+  const problems = [];
+  loadBackup('/c', '/s', 'pg', reader, problems);
+  for (const p of problems.filter((p) => p.includes(`options.${name}`))) errors.push(`values.schema.json accepts backup.options.${name}, the entrypoint does not: ${p}`);
+}
 if (checked < 2) errors.push(`only ${checked} ci file(s) with backup.enabled; expected the backup examples (backup, backup-minio, restore)`);
 for (const e of errors) console.error(`backup-contract: ${e}`);
 if (errors.length) process.exit(1);
-console.error(`backup-contract: backup.json of ${checked} example files is accepted by loadBackup() as the values say`);
+console.error(`backup-contract: backup.json of ${checked} example files is accepted by loadBackup() as the values say; ${optionNames.length} pass-through option names agree`);
