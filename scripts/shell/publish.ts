@@ -142,11 +142,17 @@ export function snapshot(st: State): StatusSnapshot {
 /** Backups and the WAL archive (only with backups on). */
 function backupMetrics(st: State): string[] {
   if (!st.cfg.backup) return [];
-  const b = st.backup, a = b.archiver;
+  const b = st.backup, a = b.archiver, rec = backupRecordOf(st);
   const ts = (d: Date | string | null | undefined) => (d ? (new Date(d).getTime() / 1000).toFixed(3) : '0');
   return [
-    '# HELP pga_backup_last_success_timestamp_seconds When the last backup of each type run by this member succeeded (0: none since it started).', '# TYPE pga_backup_last_success_timestamp_seconds gauge',
-    ...(['full', 'diff', 'incr'] as const).map((t) => `pga_backup_last_success_timestamp_seconds{type="${t}"} ${ts(b.lastSuccess[t]?.at)}`),
+    '# HELP pga_backup_last_success_timestamp_seconds When the newest successful backup of each type finished: this member\'s own, or the scheduled time of the last one the lease records as done (0: none known).', '# TYPE pga_backup_last_success_timestamp_seconds gauge',
+    ...(['full', 'diff', 'incr'] as const).map((t) => {
+      const own = b.lastSuccess[t]?.at.getTime() ?? 0;
+      const r = rec[t];
+      const recorded = r?.state === 'done' ? r.at : 0;
+      const best = Math.max(own, recorded);
+      return `pga_backup_last_success_timestamp_seconds{type="${t}"} ${best ? (best / 1000).toFixed(3) : '0'}`;
+    }),
     '# HELP pga_backup_last_duration_seconds How long the last successful backup of each type took.', '# TYPE pga_backup_last_duration_seconds gauge',
     ...(['full', 'diff', 'incr'] as const).map((t) => `pga_backup_last_duration_seconds{type="${t}"} ${((b.lastSuccess[t]?.ms ?? 0) / 1000).toFixed(3)}`),
     '# HELP pga_backup_running 1 while a backup runs on this member.', '# TYPE pga_backup_running gauge',
