@@ -62,40 +62,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
   const stanza = r.stanza ?? clusterName;
   if (typeof stanza !== 'string' || !STANZA.test(stanza)) bad('stanza', stanza, 'letters, digits, _ . - (at most 63), starting with a letter or digit');
 
-  const s3: Record<string, any> = isObj(r.s3) ? r.s3 : {};
-  if (!isObj(r.s3)) bad('s3', r.s3, 'an object {"endpoint","bucket","region","path","uriStyle"}');
-  const s3Keys = ['endpoint', 'bucket', 'region', 'path', 'uriStyle', 'verifyTls', 'caFile'];
-  const s3Unknown = Object.keys(s3).filter((k) => !s3Keys.includes(k));
-  if (s3Unknown.length) problems.push(`${path}: s3: unknown key(s) ${s3Unknown.join(', ')}; accepted: ${s3Keys.join(', ')}`);
-  let endpoint = '', port: number | null = null;
-  const ep = s3.endpoint;
-  const m = typeof ep === 'string' ? ep.match(/^(?:https:\/\/)?([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?\/?$/) : null;
-  if (!m) bad('s3.endpoint', ep, 'a host name or address with an optional :port (https is implied; pgBackRest speaks TLS to S3)', 'set backup.s3.endpoint, e.g. "s3.example.internal:8333"');
-  else { endpoint = m[1]!; port = m[2] ? Number(m[2]) : null; if (port !== null && (port < 1 || port > 65535)) bad('s3.endpoint port', port, '1-65535'); }
-  const bucket = s3.bucket;
-  if (typeof bucket !== 'string' || !BUCKET.test(bucket)) bad('s3.bucket', bucket, 'an S3 bucket name (3-63 of a-z 0-9 . -)', 'set backup.s3.bucket');
-  const region = s3.region ?? 'us-east-1';
-  if (typeof region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(region)) bad('s3.region', region, 'a region name such as "us-east-1"');
-  const rpath = s3.path ?? `/${clusterName}`;
-  if (typeof rpath !== 'string' || !/^\/[A-Za-z0-9_.\/-]*$/.test(rpath) || rpath.includes('..')) bad('s3.path', rpath, 'an absolute path inside the bucket such as "/pg/prod" (no "..")');
-  const uriStyle = s3.uriStyle ?? 'host';
-  if (uriStyle !== 'path' && uriStyle !== 'host') bad('s3.uriStyle', uriStyle, '"host" (bucket.endpoint, AWS) or "path" (endpoint/bucket, most self-hosted stores)');
-  const verifyTls = s3.verifyTls ?? true;
-  if (typeof verifyTls !== 'boolean') bad('s3.verifyTls', verifyTls, 'true or false');
-  const caFile = s3.caFile ?? null;
-  if (caFile !== null && (typeof caFile !== 'string' || !caFile.startsWith('/'))) bad('s3.caFile', caFile, 'an absolute path to a PEM bundle (the chart mounts backup.s3.caSecret there)');
-  else if (caFile !== null && files.readFile(caFile) === null) problems.push(`${path}: s3.caFile ${JSON.stringify(caFile)} does not exist. Fix: mount the CA bundle there (backup.s3.caSecret)`);
-
-  const secret = (name: string, required: boolean): string | null => {
-    const f = `${secretsDir}/backup/${name}`;
-    const v = files.readFile(f);
-    if (v === null || trimSecret(v) === '') {
-      if (required) problems.push(`${f}: missing or empty; it holds the repository's ${name}. Fix: set backup.s3.existingSecret to a Secret with the keys s3-key and s3-key-secret`);
-      return null;
-    }
-    return trimSecret(v);
-  };
-  const key = secret('s3-key', true) ?? '', keySecret = secret('s3-key-secret', true) ?? '';
+  const { repo, secret } = parseS3(r.s3, path, `${secretsDir}/backup`, `/${clusterName}`, files, problems, 'backup');
 
   let cipherPass: string | null = null;
   if (r.encryption !== undefined) {
@@ -154,11 +121,56 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
 
   return {
     stanza: String(stanza),
-    repo: { endpoint, port, bucket: String(bucket), region: String(region), path: String(rpath), uriStyle: uriStyle as 'path' | 'host', verifyTls: verifyTls !== false, caFile: typeof caFile === 'string' ? caFile : null, key, keySecret },
+    repo,
     cipherPass,
     schedule,
     retention: { full, fullDays },
     fromStandby: fromStandby === true,
     options,
+  };
+}
+
+/** The `s3` block of backup.json or restore.json, and a reader of the repository's secrets. */
+export function parseS3(raw: unknown, path: string, secretsSub: string, defaultPath: string, files: FileReader, problems: string[], values: string): { repo: S3Repo; secret: (name: string, required: boolean) => string | null } {
+  const bad = (what: string, got: unknown, accepted: string, fix = `correct the chart's ${values} values`) =>
+    problems.push(`${path}: ${what} got ${JSON.stringify(got)}; accepted: ${accepted}. Fix: ${fix}`);
+  const s3: Record<string, any> = isObj(raw) ? raw : {};
+  if (!isObj(raw)) bad('s3', raw, 'an object {"endpoint","bucket","region","path","uriStyle"}');
+  const s3Keys = ['endpoint', 'bucket', 'region', 'path', 'uriStyle', 'verifyTls', 'caFile'];
+  const s3Unknown = Object.keys(s3).filter((k) => !s3Keys.includes(k));
+  if (s3Unknown.length) problems.push(`${path}: s3: unknown key(s) ${s3Unknown.join(', ')}; accepted: ${s3Keys.join(', ')}`);
+  let endpoint = '', port: number | null = null;
+  const ep = s3.endpoint;
+  const m = typeof ep === 'string' ? ep.match(/^(?:https:\/\/)?([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?\/?$/) : null;
+  if (!m) bad('s3.endpoint', ep, 'a host name or address with an optional :port (https is implied; pgBackRest speaks TLS to S3)', `set ${values}.s3.endpoint, e.g. "s3.example.internal:8333"`);
+  else { endpoint = m[1]!; port = m[2] ? Number(m[2]) : null; if (port !== null && (port < 1 || port > 65535)) bad('s3.endpoint port', port, '1-65535'); }
+  const bucket = s3.bucket;
+  if (typeof bucket !== 'string' || !BUCKET.test(bucket)) bad('s3.bucket', bucket, 'an S3 bucket name (3-63 of a-z 0-9 . -)', `set ${values}.s3.bucket`);
+  const region = s3.region ?? 'us-east-1';
+  if (typeof region !== 'string' || !/^[a-z0-9-]{1,32}$/.test(region)) bad('s3.region', region, 'a region name such as "us-east-1"');
+  const rpath = s3.path ?? defaultPath;
+  if (typeof rpath !== 'string' || !/^\/[A-Za-z0-9_.\/-]*$/.test(rpath) || rpath.includes('..')) bad('s3.path', rpath, 'an absolute path inside the bucket such as "/pg/prod" (no "..")');
+  const uriStyle = s3.uriStyle ?? 'host';
+  if (uriStyle !== 'path' && uriStyle !== 'host') bad('s3.uriStyle', uriStyle, '"host" (bucket.endpoint, AWS) or "path" (endpoint/bucket, most self-hosted stores)');
+  const verifyTls = s3.verifyTls ?? true;
+  if (typeof verifyTls !== 'boolean') bad('s3.verifyTls', verifyTls, 'true or false');
+  const caFile = s3.caFile ?? null;
+  if (caFile !== null && (typeof caFile !== 'string' || !caFile.startsWith('/'))) bad('s3.caFile', caFile, 'an absolute path to a PEM bundle (the chart mounts ${values}.s3.caSecret there)');
+  else if (caFile !== null && files.readFile(caFile) === null) problems.push(`${path}: s3.caFile ${JSON.stringify(caFile)} does not exist. Fix: mount the CA bundle there (${values}.s3.caSecret)`);
+
+  const secret = (name: string, required: boolean): string | null => {
+    const f = `${secretsSub}/${name}`;
+    const v = files.readFile(f);
+    if (v === null || trimSecret(v) === '') {
+      if (required) problems.push(`${f}: missing or empty; it holds the repository's ${name}. Fix: set ${values}.s3.existingSecret to a Secret with the keys s3-key and s3-key-secret`);
+      return null;
+    }
+    return trimSecret(v);
+  };
+  const key = secret('s3-key', true) ?? '', keySecret = secret('s3-key-secret', true) ?? '';
+
+  return {
+    repo: { endpoint, port, bucket: String(bucket), region: String(region), path: String(rpath), uriStyle: uriStyle as 'path' | 'host', verifyTls: verifyTls !== false, caFile: typeof caFile === 'string' ? caFile : null, key, keySecret },
+    secret,
   };
 }

@@ -54,6 +54,7 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     dataDirState: () => dataDir.state(),
     wipe: () => dataDir.wipe(),
     initdb: () => dataDir.initdb(),
+    restore: (r) => dataDir.restore(r),
     bootstrapSql: async () => {
       const t0 = Date.now();
       await sql.bootstrapSql(ctx, files);

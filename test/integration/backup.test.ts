@@ -160,3 +160,45 @@ test('a stopped S3 server: archiving fails visibly (status, metrics) while postg
     await c.stop();
   }
 });
+
+test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the rows before it, and archives to its own stanza', { skip }, async (t) => {
+  const src = `src${Date.now() % 100000}`, dst = `dst${Date.now() % 100000}`;
+  const a = await Cluster.start(kube, { files: backupFiles(src), members: 1 });
+  let target = '';
+  try {
+    const p = await a.waitForPrimary(90_000);
+    await a.waitFor('stanza ready', async () => (await a.status(p))?.backup?.archive?.lastArchivedWal || (await a.sql(p, 'select pg_switch_wal()'), false), 120_000, 1_000);
+    await a.sql(p, 'create table t (id int primary key)');
+    await a.sql(p, 'insert into t select generate_series(1, 100)');
+    await backupNow(a, p, 'full');
+    await a.sql(p, 'insert into t select generate_series(101, 150)');
+    await sleep(1_500);
+    target = (await a.sql(p, `select to_char(now() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as now`))[0].now;
+    await sleep(1_500);
+    await a.sql(p, 'insert into t select generate_series(151, 200)');
+    const [{ w }] = await a.sql(p, 'select pg_walfile_name(pg_current_wal_lsn()) as w');
+    await a.sql(p, 'select pg_switch_wal()');
+    await a.waitFor('the WAL past the target archived', async () => { const s = await a.status(p); return s?.backup?.archive?.lastArchivedWal && s.backup.archive.lastArchivedWal >= w; }, 120_000, 500);
+  } finally {
+    await a.stop();
+  }
+  const restore = { 'restore.json': JSON.stringify({ stanza: src, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${src}`, uriStyle: 'path', caFile: s3.caFile }, target: { type: 'time', value: target } }), 'restore/s3-key': s3.key, 'restore/s3-key-secret': s3.secret };
+  const t0 = Date.now();
+  const b = await Cluster.start(kube, { files: { ...backupFiles(dst), ...restore }, members: 2 });
+  try {
+    const p = await b.waitForPrimary(300_000);
+    fig(t, 'restored cluster: primary writable after', Date.now() - t0);
+    await b.waitForReplicas(p, 1, 120_000);
+    const rows = (await b.sql(p, 'select id from t order by id')).map((x) => x.id);
+    assert.deepEqual(rows, range(1, 150), 'the restored cluster holds exactly the rows committed before the target');
+    const [{ n }] = await b.sql(p, `select count(*)::int as n from pg_settings where name = 'restore_command' and setting <> ''`);
+    assert.equal(n, 0, 'the source repository is not left as restore_command');
+    await b.sql(p, 'insert into t values (1000)');
+    await b.waitFor('the restored cluster archives to its own stanza', async () => { await b.sql(p, 'select pg_switch_wal()'); const s = await b.status(p); return s?.backup?.archive?.lastArchivedAt && !s.backup.archive.failing && s.backup.stanza === dst; }, 120_000, 1_000);
+    const own = run([...pgbr(b, p, dst), 'info', '--output=json']);
+    assert.equal(own.status, 0, own.stderr);
+    assert.ok(JSON.parse(own.stdout)[0].archive.length > 0, 'WAL in the new stanza');
+  } finally {
+    await b.stop();
+  }
+});

@@ -59,6 +59,8 @@ export interface Postgres {
   dataDirState(): Promise<DataDirState>;
   wipe(): Promise<void>;
   initdb(): Promise<void>;
+  /** bootstrap.fromBackup: pgBackRest restores the source's backup with its recovery target */
+  restore(r: import('../../core/restore-config.js').RestoreConfig): Promise<void>;
   bootstrapSql(): Promise<void>;
   basebackup(from: Endpoint, onProgress?: (pct: number) => void): Promise<void>;
   rewind(from: Endpoint): Promise<RewindOutcome>;
