@@ -107,6 +107,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
 
   const fromStandby = r.fromStandby ?? false;
   if (typeof fromStandby !== 'boolean') bad('fromStandby', fromStandby, 'true or false');
+  else if (fromStandby) problems.push(`${path}: fromStandby is not supported yet: backups run on the primary (pgBackRest's backup from a standby needs remote access between members). Fix: set backup.fromStandby to false`);
 
   const options: Record<string, string> = {};
   if (r.options !== undefined) {

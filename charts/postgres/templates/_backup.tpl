@@ -126,7 +126,10 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- if $v.vault.enabled }}{{ $errors = append $errors "backup.enabled with vault.enabled is not supported yet: the repository credentials are projected from backup.s3.existingSecret into PGA_SECRETS_DIR, which is Vault's /vault/secrets here; to use backups, take the credentials from Secrets (vault.enabled false)" }}{{ end -}}
 {{- end -}}
 {{- if eq $v.replication.bootstrapFrom "backup" -}}
-{{- if not $b.enabled }}{{ $errors = append $errors "replication.bootstrapFrom is backup but backup.enabled is false: replicas restore from this cluster's own repository; enable backups or use basebackup" }}{{ end -}}
+{{- $errors = append $errors "replication.bootstrapFrom: backup is not supported yet: new replicas clone with pg_basebackup from the primary; set replication.bootstrapFrom to basebackup" -}}
+{{- end -}}
+{{- if and $b.enabled $b.fromStandby -}}
+{{- $errors = append $errors "backup.fromStandby is not supported yet: backups run on the primary (pgBackRest's backup from a standby needs remote access between the pods, which this chart does not set up yet); set backup.fromStandby to false" -}}
 {{- end -}}
 {{- if $f.enabled -}}
 {{- if not $f.stanza }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.stanza is empty: name the source cluster's stanza (its backup.stanza, by default its cluster name)" }}{{ end -}}
