@@ -98,3 +98,26 @@ test('schedule: due once per scheduled time, full before the lesser types, a run
   assert.deepEqual(parseBackupRecord(JSON.stringify(rec)), rec);
   assert.deepEqual(parseBackupRecord('{bad'), {});
 });
+
+import { loadRestore, restoreTargetArgs } from '../../scripts/core/restore-config.js';
+
+test('restore.json: targets parsed into pgBackRest options; bad targets refused by name', () => {
+  const src = { stanza: 'old', s3: { endpoint: 'minio.local:9000', bucket: 'backups', uriStyle: 'path' } };
+  const rs = { '/s/restore/s3-key': 'AK', '/s/restore/s3-key-secret': 'SK' };
+  const load = (target: unknown, extra: Record<string, string> = {}) => { const p: string[] = []; const r = loadRestore('/c', '/s', files({ '/c/restore.json': JSON.stringify({ ...src, target }), ...rs, ...extra }), p); return { r, p }; };
+  assert.equal(loadRestore('/c', '/s', files({}), []), null);
+  assert.deepEqual(restoreTargetArgs(load({ type: 'latest' }).r!.target), ['--type=default']);
+  assert.deepEqual(restoreTargetArgs(load({ type: 'time', value: '2026-11-29 03:00:00+00' }).r!.target), ['--type=time', '--target=2026-11-29 03:00:00+00', '--target-action=promote']);
+  assert.deepEqual(restoreTargetArgs(load({ type: 'lsn', value: '0/3000060' }).r!.target), ['--type=lsn', '--target=0/3000060', '--target-action=promote']);
+  assert.deepEqual(restoreTargetArgs(load({ type: 'backup', value: '20261129-030000F' }).r!.target), ['--set=20261129-030000F', '--type=immediate', '--target-action=promote']);
+  assert.match(load({ type: 'time', value: '2026-11-29 03:00:00' }).p.join('\n'), /target.value got "2026-11-29 03:00:00" for type time; accepted: a time with its zone/);
+  assert.match(load({ type: 'lsn', value: 'x' }).p.join('\n'), /accepted: a WAL position/);
+  assert.match(load({ type: 'soon' }).p.join('\n'), /target.type got "soon"; accepted: latest, time, lsn, name, backup/);
+  assert.equal(load({ type: 'latest' }).r!.repo.path, '/old', 'default path: the stanza');
+});
+
+test('backup.json: fromStandby is refused until it exists (no setting that silently does nothing)', () => {
+  const p: string[] = [];
+  loadBackup('/c', '/s', 'pg', files({ '/c/backup.json': JSON.stringify({ ...good, fromStandby: true }), ...secrets }), p);
+  assert.ok(p.some((l) => /fromStandby is not supported yet/.test(l)), p.join(' | '));
+});
