@@ -202,3 +202,31 @@ test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the r
     await b.stop();
   }
 });
+
+test('scheduled backups: each scheduled minute runs once (recorded on the lease), retention keeps the newest two', { skip }, async (t) => {
+  const stanza = `sched${Date.now() % 100000}`;
+  const c = await Cluster.start(kube, { files: backupFiles(stanza, { schedule: { full: '* * * * *' }, retention: { full: 2 } }), members: 1 });
+  try {
+    const p = await c.waitForPrimary(90_000);
+    const seen = new Map<number, string>();
+    const deadline = Date.now() + 200_000;
+    while (Date.now() < deadline && [...seen.values()].filter((s) => s === 'done').length < 3) {
+      const rec = (await c.status(p))?.backup?.schedule?.full;
+      if (rec) seen.set(rec.at, rec.state);
+      await sleep(1_000);
+    }
+    const done = [...seen.entries()].filter(([, s]) => s === 'done').map(([at]) => at);
+    assert.ok(done.length >= 3, `three scheduled minutes done, saw ${JSON.stringify([...seen])}`);
+    for (const at of done) assert.equal(at % 60_000, 0, 'recorded at the scheduled minute');
+    await c.waitFor('no backup running', async () => !(await c.status(p))?.backup?.job, 120_000, 500);
+    const info = JSON.parse(run([...pgbr(c, p, stanza), 'info', '--output=json']).stdout)[0];
+    const fulls = info.backup.filter((b: any) => b.type === 'full');
+    fig(t, 'scheduled full backups run / kept after retention', `${done.length} / ${fulls.length}`);
+    assert.equal(fulls.length, 2, 'retention.full = 2 keeps the newest two');
+    // one backup per scheduled minute: no minute ran twice
+    const minutes = fulls.map((b: any) => Math.floor(b.timestamp.start / 60));
+    assert.equal(new Set(minutes).size, minutes.length, 'two backups in one scheduled minute');
+  } finally {
+    await c.stop();
+  }
+});
