@@ -23,10 +23,12 @@ commands:
   pause                     maintenance: no failover, switchover, rolling update, rewind or re-clone
                             (a primary that loses its lease still stops: safety is never paused)
   resume                    end maintenance
+  backup [--type T]         take a backup now on the primary (T: full (default), diff, incr)
+  backups [--json]          the repository's backups, their sizes and the archive's WAL range
   help                      this text
 
 environment: PGA_API_URL (default http://127.0.0.1:8008), PGA_API_TOKEN or PGA_API_TOKEN_FILE
-(needed by switchover, pause, resume), PGA_NAMESPACE and KUBECONFIG or the pod's ServiceAccount
+(needed by switchover, pause, resume, backup), PGA_NAMESPACE and KUBECONFIG or the pod's ServiceAccount
 (reinit).
 exit status: 0 done, 1 the operation failed, 2 bad usage.`;
 
@@ -38,8 +40,9 @@ function fail(msg: string, code: number): never {
   process.exit(code);
 }
 
-async function api(method: string, path: string, token: string | null, body?: unknown): Promise<{ status: number; json: any }> {
+async function api(method: string, path: string, token: string | null, body?: unknown, base?: string): Promise<{ status: number; json: any }> {
   const cfg = await cliConfig();
+  if (base) cfg.apiUrl = base;
   const headers: Record<string, string> = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -121,6 +124,35 @@ export async function main(argv: string[]): Promise<void> {
       const r = await api('POST', `/${command}`, await token());
       if (r.status >= 300) throw new Error(`${command} failed (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
       process.stdout.write(`${r.json.message}\n`);
+      return;
+    }
+    case 'backup': {
+      const { values } = parse({ type: { type: 'string' } }, 0);
+      const type = values.type ?? 'full';
+      if (!['full', 'diff', 'incr'].includes(String(type))) throw new UsageError(`--type "${type}" is not a backup type; accepted: full, diff, incr`);
+      const t = await token();
+      let r = await api('POST', '/backup', t, { type });
+      if (r.status === 409 && /not the primary/.test(r.json?.message ?? '')) {
+        // Ask the primary instead: its API address from this member's view of the cluster.
+        const st = await api('GET', '/status', null);
+        const p = [st.json?.member, ...(st.json?.members ?? [])].find((m: any) => m?.name === st.json?.leaseHolder);
+        if (p?.apiUrl) r = await api('POST', '/backup', t, { type }, p.apiUrl);
+      }
+      if (r.status >= 300) throw new Error(`backup refused (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write(`${r.json.message}; follow it with "autopilot status --json" (backup.job) or "autopilot backups"\n`);
+      return;
+    }
+    case 'backups': {
+      const { values } = parse({ json: { type: 'boolean' } }, 0);
+      const r = await api('GET', '/backups', null);
+      if (r.status !== 200) throw new Error(`backups: HTTP ${r.status}: ${r.json?.error ?? JSON.stringify(r.json)}`);
+      if (values.json) { process.stdout.write(JSON.stringify(r.json, null, 2) + '\n'); return; }
+      const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
+      const rows = (r.json.backups as any[]).map((b) => [b.label, b.type, b.startedAt, b.stoppedAt, mb(b.size), mb(b.repoSize), `${b.walStart}..${b.walStop}`]);
+      const head = ['LABEL', 'TYPE', 'STARTED', 'STOPPED', 'SIZE', 'IN REPO', 'WAL'];
+      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => String(x[i]).length)));
+      const line = (x: string[]) => x.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+      process.stdout.write([line(head), ...rows.map(line), '', `stanza ${r.json.stanza}: ${r.json.status} · archive ${r.json.archive.min ?? '-'} .. ${r.json.archive.max ?? '-'}`].join('\n') + '\n');
       return;
     }
     case 'reinit': {

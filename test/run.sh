@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 export PATH="$ROOT/.tools/bin:$ROOT/node_modules/.bin:$PATH"
 step() { printf '\n=== %s ===\n' "$*"; }
 step toolchain
-bash test/toolchain/install.sh debs helm unittest kubeconform schemas kube
+bash test/toolchain/install.sh debs helm unittest kubeconform schemas kube seaweedfs
 step build
 npm run --silent build
 shopt -s globstar nullglob

@@ -97,7 +97,7 @@ export function findBinDir(files: FileReader, root = '/usr/lib/postgresql'): str
 
 // mounted files
 
-function readJsonFile(path: string, files: FileReader, problems: string[], what: string): unknown | undefined {
+export function readJsonFile(path: string, files: FileReader, problems: string[], what: string): unknown | undefined {
   let text: string | null;
   try {
     text = files.readFile(path);
@@ -115,7 +115,7 @@ function readJsonFile(path: string, files: FileReader, problems: string[], what:
   }
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function loadParameters(path: string, files: FileReader, problems: string[]): Record<string, string> {
   const raw = readJsonFile(path, files, problems, 'a JSON object of parameter name → value');

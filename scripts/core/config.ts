@@ -12,6 +12,8 @@ import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, t
 import { findBinDir, loadBootstrap, loadParameters, readSecret, type BootstrapSpec, type FileReader } from './config-files.js';
 import { validateParameters } from './render.js';
 import { ConfigError } from './errors.js';
+import { loadBackup, type BackupConfig } from './backup-config.js';
+import { loadRestore, type RestoreConfig } from './restore-config.js';
 
 export { SYNC_MODES, LOG_LEVELS, LOG_FORMATS, PG_IDENT, MAX_SLOT_WAL_KEEP_SIZE_MB, isIpAddress, parseWalKeepSizeMb } from './config-env.js';
 export type { SyncMode, LogLevel, LogFormat } from './config-env.js';
@@ -61,6 +63,10 @@ export interface Config {
   tls: { certFile: string; keyFile: string; caFile: string | null } | null;
   /** KUBECONFIG; null = in-cluster configuration */
   kubeconfig: string | null;
+  /** from $PGA_CONFIG_DIR/backup.json + $PGA_SECRETS_DIR/backup/*; null = backups off */
+  backup: BackupConfig | null;
+  /** from $PGA_CONFIG_DIR/restore.json + $PGA_SECRETS_DIR/restore/*: the first member restores instead of initdb */
+  restore: RestoreConfig | null;
 }
 
 export { ConfigError } from './errors.js';
@@ -202,6 +208,16 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     problems.push(`${cfgDir}/pg_hba.conf: cannot read (${(err as Error).message})`);
   }
   const bootstrap = loadBootstrap(cfgDir, secretsDir, e.PGA_SUPERUSER ?? 'postgres', files, problems);
+  const backup = loadBackup(cfgDir, secretsDir, e.PGA_CLUSTER_NAME ?? 'postgres', files, problems);
+  const restore = loadRestore(cfgDir, secretsDir, files, problems);
+  if (backup && restore && backup.repo.endpoint === restore.repo.endpoint && backup.repo.port === restore.repo.port && backup.repo.bucket === restore.repo.bucket && backup.repo.path === restore.repo.path && backup.stanza === restore.stanza) {
+    problems.push(`${cfgDir}/restore.json: the restore's source is this cluster's own repository and stanza (${restore.stanza} at ${restore.repo.endpoint}/${restore.repo.bucket}${restore.repo.path}); a restore must never write into the source's archive. Fix: give backup.stanza or backup.s3.path another value`);
+  }
+  if (backup) {
+    for (const k of ['archive_mode', 'archive_command', 'archive_library', 'restore_command']) {
+      if (k in parameters) problems.push(`${cfgDir}/parameters.json: ${k} is set by the autopilot when backups are on (pgBackRest archives and restores WAL). Fix: remove postgresql.parameters.${k}`);
+    }
+  }
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
     if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
@@ -252,6 +268,8 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     pgHbaExtra,
     bootstrap,
     tls,
+    backup,
+    restore,
     kubeconfig: e.KUBECONFIG ? e.KUBECONFIG : null,
   };
 }

@@ -4,6 +4,7 @@ import { byName } from './order.js';
 import type { Action, Decision, Memory, MemberView, Observation } from './types.js';
 import { mayStayWritable } from './safety.js';
 import { planSync } from './sync.js';
+import { backupActions } from './backup.js';
 import { memberSlotName } from './render.js';
 
 const act = (memory: Memory, reason: string, ...actions: Action[]): Decision => ({ actions, reason, memory });
@@ -100,6 +101,12 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
   }
   const keep = slotsToKeep(o);
   if (!paused && o.pg.slots !== null && !sameNames(keep, o.pg.slots)) actions.push({ type: 'manage_slots', keep });
+  // Backups go on while paused (pause stops topology changes, not the archive and its backups).
+  if (o.backup) {
+    const b = backupActions(o.backup, o.self, lease.resourceVersion);
+    actions.push(...b.actions);
+    if (b.reason) reasons.push(b.reason);
+  }
   return { actions, reason: reasons.length ? reasons.join('; ') : `primary, lease held${paused ? ' (paused)' : ''}`, memory };
 }
 

@@ -5,6 +5,7 @@
 // and dynamic settings (ports, paths, TLS, primary_conninfo, slot, synchronous_standby_names),
 // last so that they always win (PostgreSQL takes the last occurrence of a setting).
 
+import { archiveParameters } from './backup.js';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
 
@@ -28,6 +29,14 @@ export function confPaths(cfg: Pick<Config, 'dataDir' | 'runDir'>) {
     /** private copy of the TLS key (0600, owned by the postgres user): postgres refuses a key
      *  file with group/world access unless root owns it, which mounted secrets do not guarantee */
     tlsKey: `${cfg.runDir}/.pga-tls.key`,
+    /** pgBackRest: its configuration (no secrets) and an include directory whose secrets.conf is
+     *  0600, both in the private socket directory; its lock files there too */
+    pgbackrestConf: `${cfg.runDir}/pgbackrest/pgbackrest.conf`,
+    pgbackrestInclude: `${cfg.runDir}/pgbackrest/conf.d`,
+    pgbackrestLock: `${cfg.runDir}/pgbackrest/lock`,
+    /** the asynchronous archive's spool: on the data volume (beside the data directory), so WAL
+     *  acknowledged to postgres as archived-in-spool survives a restart */
+    pgbackrestSpool: `${cfg.dataDir.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/'}/pgbackrest-spool`,
   };
 }
 
@@ -249,6 +258,13 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
     if (cfg.tls.caFile) out.push(line('ssl_ca_file', cfg.tls.caFile));
   } else {
     out.push('ssl = off');
+  }
+  if (cfg.backup) {
+    const a = archiveParameters(paths.pgbackrestConf, paths.pgbackrestInclude, cfg.backup.stanza);
+    out.push('', '# --- backups: WAL archived by pgBackRest (asynchronous, spooled on the data volume)');
+    for (const [k, v] of Object.entries(a)) out.push(line(k, v));
+    // No restore_command on running members: a replica streams (and re-clones when its slot was
+    // lost); fetching from the repository would make its start wait on the object store.
   }
   out.push('', '# --- dynamic (autopilot): upstream, slot, synchronous standbys');
   if (dyn.primary) {

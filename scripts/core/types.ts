@@ -128,6 +128,21 @@ export interface Observation {
   expectedMembers: number | null;
   /** our pod's StatefulSet revision; during a rolling update a hand-off prefers members already updated */
   revision: string | null;
+  /** backups (null: off) */
+  backup?: BackupView | null;
+}
+
+/** What the primary needs to decide about backups. */
+export interface BackupView {
+  config: import('./backup-config.js').BackupConfig;
+  /** wall clock (schedules are civil time, UTC) */
+  wallNowMs: number;
+  /** the stanza was created (or verified) by this member since it became primary */
+  stanzaReady: boolean;
+  /** a pgBackRest job (stanza-create, backup) of ours is running */
+  busy: boolean;
+  /** the last scheduled run of each type, from the lease */
+  record: import('./backup.js').BackupRecord;
 }
 
 /**
@@ -207,6 +222,10 @@ export type Action =
   | { type: 'probe_members' }
   | { type: 'failsafe' }
   | { type: 'evict_pod'; pod: string }
+  /** create (or verify) the pgBackRest stanza; runs in the background */
+  | { type: 'stanza_create' }
+  /** record the scheduled run on the lease (conditional), then run the backup in the background */
+  | { type: 'run_backup'; backupType: 'full' | 'diff' | 'incr'; at: number; ifResourceVersion: string }
   | { type: 'stop' };
 
 export interface Decision {

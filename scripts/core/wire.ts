@@ -12,6 +12,8 @@ export const LEASE_ANNOTATIONS = {
   syncCount: 'pg-autopilot.io/sync-count',
   systemId: 'pg-autopilot.io/system-id',
   initialized: 'pg-autopilot.io/initialized',
+  /** backups: the last scheduled run of each type (JSON, core/backup.ts BackupRecord) */
+  backups: 'pg-autopilot.io/backups',
 } as const;
 
 /** The parts of a coordination.k8s.io/v1 Lease we read. */

@@ -1,5 +1,6 @@
 // The executor: performs one action the core decided, checks the precondition the action carries
 // (never re-decides), and reports the outcome to the core's memory.
+import { startScheduledBackup, startStanzaCreate } from './backup-jobs.js';
 import type { Action, Observation } from '../core/types.js';
 import { memberSlotName, syncStandbyNamesFor, type DynamicConf } from '../core/render.js';
 import { KubeError } from './kube.js';
@@ -49,6 +50,27 @@ async function startAs(st: State, as: 'primary' | 'replica', follow: { name: str
   if (!bootstrap) record(st, { type: 'started', as });
 }
 
+/**
+ * A restored member replays the source's WAL up to its target, then promotes (pgBackRest's
+ * target-action). Then the recovery settings pgBackRest wrote into postgresql.auto.conf are reset:
+ * on a later start as a replica they would fetch the SOURCE's archive.
+ */
+async function untilPromoted(st: State): Promise<void> {
+  const t0 = Date.now();
+  let logged = t0;
+  for (;;) {
+    const s = await st.pg.status();
+    if (s.running && s.inRecovery === false) break;
+    if (!st.pg.isRunning() && !st.pg.restarting()) throw new Error('postgres stopped while replaying the restored backup (see its log lines above)');
+    if (Date.now() - logged >= 30_000) { logged = Date.now(); st.log.info('replaying the restored backup up to its target', { ms: Date.now() - t0, replayedLsn: s.replayedLsn }); }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const reset = ['restore_command', 'recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_xid', 'recovery_target_action', 'recovery_target_inclusive', 'recovery_target_timeline'];
+  for (const k of reset) await st.pg.query(`ALTER SYSTEM RESET ${k}`);
+  await st.pg.reload();
+  st.log.info('restored cluster promoted at its target', { ms: Date.now() - t0 });
+}
+
 export async function perform(st: State, a: Action, o: Observation): Promise<void> {
   const { cfg, log, kube, pg } = st;
   switch (a.type) {
@@ -72,9 +94,15 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       }
       return;
     case 'bootstrap': {
-      log.info('bootstrap: initdb');
-      await pg.initdb();
-      await startAs(st, 'primary', null, undefined, true);
+      if (cfg.restore) {
+        await pg.restore(cfg.restore);
+        await startAs(st, 'primary', null, undefined, true);
+        await untilPromoted(st);
+      } else {
+        log.info('bootstrap: initdb');
+        await pg.initdb();
+        await startAs(st, 'primary', null, undefined, true);
+      }
       await pg.bootstrapSql();
       const cur = st.init ?? (await kube.getLease(st.initName));
       if (!cur) throw new Error('init lease vanished during bootstrap');
@@ -211,6 +239,12 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       return;
     case 'failsafe':
       await failsafeRound(st);
+      return;
+    case 'stanza_create':
+      startStanzaCreate(st, st.wake);
+      return;
+    case 'run_backup':
+      await startScheduledBackup(st, a, st.wake);
       return;
     case 'stop':
       if (pg.isRunning()) await pg.stop('fast');

@@ -3,6 +3,8 @@
 // changes. A watchdog timer (state.ts, rule in core/safety.ts), independent of the tick, stops a
 // postgres that may be writable once its hold on the lease can no longer be proven.
 import { decide } from '../core/decide.js';
+import type { BackupType } from '../core/backup-config.js';
+import { startOnDemandBackup } from './backup-jobs.js';
 import { nextTickInMs } from '../core/cadence.js';
 import { updateKnownMembers } from '../core/memory.js';
 import type { Decision } from '../core/types.js';
@@ -44,6 +46,10 @@ export interface Autopilot {
   nextTick(): Promise<Decision>;
   /** failsafe: a primary that cannot reach the API asks us not to take over */
   failsafeAck(leader: string, release?: boolean): { status: number; message: string };
+  /** an on-demand backup on this member (the primary) */
+  requestBackup(type: BackupType): { status: number; message: string };
+  /** the repository's catalogue (pgbackrest info) */
+  backups(): Promise<{ status: number; body: unknown }>;
 }
 
 export interface AutopilotOptions {
@@ -64,6 +70,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   const waiters: ((d: Decision) => void)[] = [];
   const stops: (() => void)[] = [];
 
+  st.wake = () => wake();
   st.onWatchdog = (reason) => {
     log.warn('watchdog: stopping postgres now', { reason });
     void demote(st, reason);
@@ -182,6 +189,11 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       await publish(st, true);
     },
     snapshot: () => snapshot(st),
+    requestBackup: (type) => startOnDemandBackup(st, type, wake),
+    backups: async () => {
+      if (!cfg.backup) return { status: 409, body: { error: 'backups are off on this member (backup.enabled in the chart)' } };
+      try { return { status: 200, body: await pg.backups.info() }; } catch (e) { return { status: 503, body: { error: `pgbackrest info failed: ${errMsg(e)}` } }; }
+    },
     async statusNow() {
       if (st.now() - statusReadAt > 50) {
         statusRead ??= pg.status().then((s) => { st.lastPg = s; statusReadAt = st.now(); }, () => undefined).finally(() => { statusRead = null; });

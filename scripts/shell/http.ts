@@ -57,10 +57,11 @@ export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string;
           case '/replica': return ap.isReplica() ? send(res, 200, { replica: true }) : send(res, 503, { replica: false });
           case '/status': return send(res, 200, await ap.statusNow());
           case '/metrics': return send(res, 200, ap.metrics(), 'text/plain; version=0.0.4');
+          case '/backups': { const r = await ap.backups(); return send(res, r.status, r.body); }
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
       }
-      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe'].includes(path)) {
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup'].includes(path)) {
         const auth = authorize(req.headers.authorization, opts.token);
         if (auth !== 200) {
           req.resume();
@@ -71,6 +72,15 @@ export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string;
           try { body = JSON.parse(await readBody(req)) as typeof body; } catch { /* below */ }
           if (typeof body.leader !== 'string' || !body.leader) return send(res, 400, { error: 'body must be {"leader": "MEMBER", "release"?: true}' });
           const r = ap.failsafeAck(body.leader, body.release === true);
+          return send(res, r.status, { message: r.message });
+        }
+        if (path === '/backup') {
+          let body: { type?: unknown } = {};
+          const raw = await readBody(req);
+          if (raw.trim()) { try { body = JSON.parse(raw) as typeof body; } catch { return send(res, 400, { error: 'body must be JSON: {"type": "full"|"diff"|"incr"} or empty (full)' }); } }
+          const type = body.type ?? 'full';
+          if (type !== 'full' && type !== 'diff' && type !== 'incr') return send(res, 400, { error: `"type" must be full, diff or incr; got ${JSON.stringify(type)}` });
+          const r = ap.requestBackup(type);
           return send(res, r.status, { message: r.message });
         }
         if (path === '/pause' || path === '/resume') {

@@ -1,5 +1,7 @@
 // Observation: postgres, the Lease, the member pods → one immutable snapshot for the core.
 // Everything read from outside passes the core's validators (core/wire.ts) here, once.
+import { backupRecordOf } from './backup-jobs.js';
+import type { BackupView } from '../core/types.js';
 import { byName } from '../core/order.js';
 import { promises as fsp } from 'node:fs';
 import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
@@ -154,7 +156,20 @@ export async function observe(st: State): Promise<Observation> {
     revision: self?.metadata.labels?.['controller-revision-hash'] ?? null,
     updateRevision: pendingUpdate(st),
     expectedMembers: st.sts?.spec?.replicas ?? null,
+    backup: await backupView(st),
   };
+}
+
+/** Backups as the primary decides them; a member that is not primary forgets its stanza check (a new term verifies it again). */
+async function backupView(st: State): Promise<BackupView | null> {
+  const b = st.cfg.backup;
+  if (!b) return null;
+  if (st.lastPg?.inRecovery !== false) { st.backup.stanzaReady = false; st.backup.archiver = null; }
+  else if (st.now() - st.backup.archiverReadAt >= 5_000) {
+    st.backup.archiverReadAt = st.now();
+    try { st.backup.archiver = await st.pg.backups.archiver(); } catch { /* postgres busy: the next read */ }
+  }
+  return { config: b, wallNowMs: Date.now(), stanzaReady: st.backup.stanzaReady, busy: st.backup.job !== null, record: backupRecordOf(st) };
 }
 
 /** Fresh views of the other members from their HTTP API (a failover is judged on these, never on annotations). */

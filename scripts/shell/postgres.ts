@@ -14,10 +14,12 @@ import { confPaths, type DynamicConf } from '../core/render.js';
 import type { Logger } from './log.js';
 import { createDataDir } from './pg/datadir.js';
 import { createFiles } from './pg/files.js';
+import { createBackups } from './pg/backup.js';
 import { createServer } from './pg/server.js';
 import * as sql from './pg/sql.js';
 import type { PgContext, Postgres, PostgresOptions } from './pg/types.js';
 
+export type { Backups, ArchiverStatus, RepoInfo } from './pg/backup.js';
 export type { DataDirState, Endpoint, PgStatus, Postgres, PostgresOptions, RewindOutcome, SlotHealth } from './pg/types.js';
 export { PgCommandError } from './pg/commands.js';
 export { scramVerifier } from './pg/sql.js';
@@ -28,8 +30,11 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
   const server = createServer(ctx, opts, { files, dataDir: () => dataDir });
   const { sup, session } = server;
   let lastDyn: DynamicConf | null = null;
+  let backupFiles = false;
   const writeConfig = async (dyn: DynamicConf): Promise<boolean> => {
     lastDyn = dyn;
+    // pgBackRest's files before postgres may need them (archive_command, restore_command)
+    if (!backupFiles) { await backups.prepare(); backupFiles = true; }
     return files.writeConfig(dyn);
   };
   const dataDir = createDataDir(ctx, {
@@ -42,10 +47,14 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     },
   });
 
+  const query = (text: string, params?: unknown[]) => sql.withClient(ctx, async (c) => (await c.query(text, params)).rows);
+  const backups = createBackups(ctx, files, query);
   return {
+    backups,
     dataDirState: () => dataDir.state(),
     wipe: () => dataDir.wipe(),
     initdb: () => dataDir.initdb(),
+    restore: (r) => dataDir.restore(r),
     bootstrapSql: async () => {
       const t0 = Date.now();
       await sql.bootstrapSql(ctx, files);
@@ -65,7 +74,7 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     promote: server.promote,
     checkpoint: (timeoutMs) => sql.checkpoint(ctx, timeoutMs),
     reload: server.reload,
-    query: (text, params) => sql.withClient(ctx, async (c) => (await c.query(text, params)).rows),
+    query,
     ensureSlots: (names) => sql.ensureSlots(ctx, session, names),
     dropSlotsExcept: (keep) => sql.dropSlotsExcept(ctx, session, keep),
     onExit: (cb) => sup.onExit(cb),

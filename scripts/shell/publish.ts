@@ -1,6 +1,7 @@
 // What a member says about itself: its role label and status annotation on its own pod, GET
 // /status and /metrics. Served from the last observation; nothing here opens a connection to
 // postgres or decides anything.
+import { backupRecordOf } from './backup-jobs.js';
 import type { Role } from '../core/types.js';
 import { parseLsn, formatLsn } from '../core/lsn.js';
 import { mayStayWritable } from '../core/safety.js';
@@ -102,6 +103,8 @@ export interface StatusSnapshot {
   kubeRequests: Record<string, number>;
   /** values on the lease that failed validation (no failover while any is listed) */
   leaseProblems: string[];
+  /** backups (absent when off): the job running here, the last results, the archiver (primary) */
+  backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
 }
 
 export function snapshot(st: State): StatusSnapshot {
@@ -123,7 +126,44 @@ export function snapshot(st: State): StatusSnapshot {
     }).filter((m): m is MemberStatus => !!m),
     kubeRequests: { ...st.kube.counts },
     leaseProblems: lv?.problems ?? [],
+    ...(st.cfg.backup ? {
+      backup: {
+        stanza: st.cfg.backup.stanza,
+        job: st.backup.job ? `${st.backup.job.kind}${st.backup.job.type ? ` ${st.backup.job.type}` : ''} since ${st.backup.job.startedAt.toISOString()}` : null,
+        lastSuccess: Object.fromEntries(Object.entries(st.backup.lastSuccess).map(([t, v]) => [t, { at: v!.at.toISOString(), ms: v!.ms }])),
+        lastError: st.backup.lastError ? { at: st.backup.lastError.at.toISOString(), message: st.backup.lastError.message } : null,
+        archive: st.backup.archiver,
+        schedule: backupRecordOf(st),
+      },
+    } : {}),
   };
+}
+
+/** Backups and the WAL archive (only with backups on). */
+function backupMetrics(st: State): string[] {
+  if (!st.cfg.backup) return [];
+  const b = st.backup, a = b.archiver, rec = backupRecordOf(st);
+  const ts = (d: Date | string | null | undefined) => (d ? (new Date(d).getTime() / 1000).toFixed(3) : '0');
+  return [
+    '# HELP pga_backup_last_success_timestamp_seconds When the newest successful backup of each type finished: this member\'s own, or the scheduled time of the last one the lease records as done (0: none known).', '# TYPE pga_backup_last_success_timestamp_seconds gauge',
+    ...(['full', 'diff', 'incr'] as const).map((t) => {
+      const own = b.lastSuccess[t]?.at.getTime() ?? 0;
+      const r = rec[t];
+      const recorded = r?.state === 'done' ? r.at : 0;
+      const best = Math.max(own, recorded);
+      return `pga_backup_last_success_timestamp_seconds{type="${t}"} ${best ? (best / 1000).toFixed(3) : '0'}`;
+    }),
+    '# HELP pga_backup_last_duration_seconds How long the last successful backup of each type took.', '# TYPE pga_backup_last_duration_seconds gauge',
+    ...(['full', 'diff', 'incr'] as const).map((t) => `pga_backup_last_duration_seconds{type="${t}"} ${((b.lastSuccess[t]?.ms ?? 0) / 1000).toFixed(3)}`),
+    '# HELP pga_backup_running 1 while a backup runs on this member.', '# TYPE pga_backup_running gauge',
+    `pga_backup_running ${b.job?.kind === 'backup' ? 1 : 0}`,
+    '# HELP pga_archive_failing 1 when the last WAL archive attempt failed (primary only).', '# TYPE pga_archive_failing gauge',
+    `pga_archive_failing ${a?.failing ? 1 : 0}`,
+    '# HELP pga_archive_failed_total Failed WAL archive attempts (pg_stat_archiver, primary only).', '# TYPE pga_archive_failed_total counter',
+    `pga_archive_failed_total ${a?.failedCount ?? 0}`,
+    '# HELP pga_archive_last_archived_timestamp_seconds When the last WAL segment was archived (primary only; 0: none).', '# TYPE pga_archive_last_archived_timestamp_seconds gauge',
+    `pga_archive_last_archived_timestamp_seconds ${ts(a?.lastArchivedAt)}`,
+  ];
 }
 
 export function metrics(st: State): string {
@@ -149,6 +189,7 @@ export function metrics(st: State): string {
     `pga_replication_slots_lost ${slots.filter((x) => x.walStatus === 'lost').length}`,
     '# HELP pga_kube_requests_total Requests this member sent to the Kubernetes API.', '# TYPE pga_kube_requests_total counter',
     ...Object.entries(st.kube.counts).map(([v, n]) => `pga_kube_requests_total{verb="${v}"} ${n}`),
+    ...backupMetrics(st),
   ];
   return lines.join('\n') + '\n';
 }

@@ -65,6 +65,20 @@ export interface State {
   published: { key: string; at: number; lsn: string | null; label: Role | null };
   /** set by the loop: stop postgres now (the watchdog) */
   onWatchdog: (reason: string) => void;
+  /** set by the loop: tick again soon (a background job ended) */
+  wake: () => void;
+  /** backups (shell/backup-jobs.ts): the job running here, the stanza created this term, the last results */
+  backup: BackupState;
+}
+
+export interface BackupState {
+  job: { kind: 'stanza' | 'backup'; type: string | null; startedAt: Date } | null;
+  stanzaReady: boolean;
+  lastSuccess: Partial<Record<string, { at: Date; ms: number }>>;
+  lastError: { at: Date; message: string } | null;
+  /** pg_stat_archiver of our postgres while primary (read every few seconds), and when */
+  archiver: import('./postgres.js').ArchiverStatus | null;
+  archiverReadAt: number;
 }
 
 export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, now: () => number, fetchStatus: FetchStatus): State {
@@ -87,6 +101,8 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     publishing: null,
     publishAgain: null,
     onWatchdog: () => undefined,
+    wake: () => undefined,
+    backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
   };
 }
 

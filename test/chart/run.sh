@@ -11,8 +11,10 @@
 #      synthetic series (test/chart/alerts.sh, test/chart/alerts.test.yaml)
 #   5. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
 #   6. the README's values table, the @param comments, values.yaml and values.schema.json agree
-#   7. every example in docs/chart.md is the ci file it names; the commands of the README's quick
-#      start and of docs/chart.md name objects, keys and labels the chart really renders
+#   7. every example in docs/chart.md and docs/backup.md is the ci file it names; the commands of
+#      the README's quick start and of docs/chart.md name objects, keys and labels the chart really
+#      renders; backup.json as rendered is accepted by the entrypoint's parser
+#      (test/chart/backup-contract.mjs, builds dist/ when it is missing or stale)
 #   8. a real kube-apiserver (test/chart/apiserver.sh): `kubectl apply --dry-run=server` of every
 #      rendering into namespaces enforcing the restricted Pod Security Standard, with the CRDs
 #      installed (any warning fails); install, upgrade (passwords kept), uninstall (Secret kept)
@@ -150,8 +152,11 @@ for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejec
 
 echo "chart: docs"
 check "README values table matches values.yaml" node test/chart/values-table.mjs --check
-check "docs/chart.md examples are the ci files" node test/chart/doc-examples.mjs
+check "docs/chart.md and docs/backup.md examples are the ci files" node test/chart/doc-examples.mjs
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
+
+echo "chart: the entrypoint reads what the chart renders"
+check "backup.json of the ci files is accepted by loadBackup() as the values say" node test/chart/backup-contract.mjs
 
 echo "chart: against a real kube-apiserver $KUBE_VERSION (restricted namespaces, CRDs installed)"
 check "server-side dry run, install, upgrade keeps the Secret, uninstall" bash test/chart/apiserver.sh "$CRD_SCHEMAS/crds"

@@ -48,6 +48,8 @@ export interface ClusterOptions {
   faults?: boolean;
   /** each member in its own cgroup, so that cutLink() can partition two members (root only) */
   cgroups?: boolean;
+  /** files written into each member's config directory (also its secrets directory), by relative path */
+  files?: Record<string, string>;
 }
 
 function own(path: string) {
@@ -81,6 +83,11 @@ export class Cluster {
     for (const d of [mdir, join(mdir, 'data'), join(mdir, 'run'), join(mdir, 'config')]) { mkdirSync(d, { recursive: true }); own(d); }
     chmodSync(join(mdir, 'run'), 0o700);
     if (this.opts.parameters) writeFileSync(join(mdir, 'config', 'parameters.json'), JSON.stringify(this.opts.parameters));
+    for (const [rel, text] of Object.entries(this.opts.files ?? {})) {
+      const f = join(mdir, 'config', rel);
+      mkdirSync(dirname(f), { recursive: true }); own(dirname(f));
+      writeFileSync(f, text, { mode: 0o600 }); own(f);
+    }
     const m: Member = {
       name, pgPort: await freePort(), apiPort: await freePort(), dir: mdir, dataDir: join(mdir, 'data', 'pgdata'),
       logFile: join(mdir, 'member.log'), proxy: await this.kube.proxy(name, 'member', { faults: !!this.opts.faults }), proc: null, env: {},

@@ -289,6 +289,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- $errors = append $errors (printf "databases[%d].owner %q is not a user this chart creates (auth.superuser, auth.appUser or users[].name)" $i $d.owner) -}}
 {{- end -}}
 {{- end -}}
+{{- $errors = concat $errors (include "postgres.backupErrors" . | fromJsonArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
@@ -375,6 +376,8 @@ entrypoint appends them after its built-in rules). */}}
   value: {{ int64 .Values.replication.syncCount | toString | quote }}
 - name: PGA_MAX_SLOT_WAL_KEEP_SIZE
   value: {{ include "postgres.maxSlotWalKeepSize" . | quote }}
+- name: PGA_REPLICA_BOOTSTRAP_FROM
+  value: {{ .Values.replication.bootstrapFrom | quote }}
 - name: PGA_LOG_FORMAT
   value: {{ $a.logFormat | quote }}
 - name: PGA_LOG_LEVEL
@@ -413,7 +416,8 @@ entrypoint appends them after its built-in rules). */}}
 {{- end -}}
 
 {{/* postgres.configVolume: one projected volume at /etc/pg-autopilot holding the ConfigMap files,
-initdb.d/*.sql, secrets/<key> (unless Vault) and tls/* (tls.enabled). Mode 0440 with the pod's
+initdb.d/*.sql, secrets/<key> (unless Vault), the backup repositories' secrets and CA bundles
+(postgres.backupVolumeSources) and tls/* (tls.enabled). Mode 0440 with the pod's
 fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts. */}}
 {{- define "postgres.configVolume" -}}
 - name: config
@@ -429,6 +433,14 @@ fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts.
               path: pg_hba.conf
             - key: bootstrap.json
               path: bootstrap.json
+            {{- if .Values.backup.enabled }}
+            - key: backup.json
+              path: backup.json
+            {{- end }}
+            {{- if .Values.bootstrap.fromBackup.enabled }}
+            - key: restore.json
+              path: restore.json
+            {{- end }}
             {{- range $name, $_ := .Values.initdb.scripts }}
             - key: initdb-{{ $name }}
               path: initdb.d/{{ $name }}
@@ -454,6 +466,9 @@ fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts.
             - key: ca.crt
               path: tls/ca.crt
             {{- end }}
+      {{- end }}
+      {{- with include "postgres.backupVolumeSources" . | trim }}
+      {{- . | nindent 6 }}
       {{- end }}
 {{- end -}}
 

@@ -56,12 +56,13 @@ interface RunOptions {
   timeoutMs?: number;
 }
 
-/** Run `<binDir>/<bin> args…` to completion; rejects with a PgCommandError unless it exits 0. */
+/** Run `<binDir>/<bin> args…` (or `bin` itself when it is an absolute path) to completion; rejects
+ *  with a PgCommandError unless it exits 0. */
 export async function runProgram(ctx: PgContext, bin: string, args: string[], o: RunOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const { $ } = loadZx();
   ctx.log.debug('run', { cmd: bin, args });
   const sh = $({ quiet: true, nothrow: true, cwd: '/', env: childEnv(o.env), ...(o.input !== undefined ? { input: o.input } : {}) });
-  const p = sh`${[...runAsPrefix(ctx.runAs), `${ctx.cfg.binDir}/${bin}`, ...args]}`;
+  const p = sh`${[...runAsPrefix(ctx.runAs), bin.startsWith('/') ? bin : `${ctx.cfg.binDir}/${bin}`, ...args]}`;
   if (o.timeoutMs !== undefined) p.timeout(o.timeoutMs, 'SIGKILL');
   let partial = '';
   const line = (l: string) => {

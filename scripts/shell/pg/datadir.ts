@@ -10,7 +10,10 @@
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { basebackupPercent, pmStatusOf, rewindConnectionFailure } from '../../core/pgoutput.js';
-import { basebackupProgram, initdbProgram, PgCommandError, rewindProgram } from './commands.js';
+import { basebackupProgram, initdbProgram, PgCommandError, rewindProgram, runProgram } from './commands.js';
+import { renderPgBackRest } from '../../core/backup.js';
+import { restoreTargetArgs, type RestoreConfig } from '../../core/restore-config.js';
+import { pgbackrestBin } from './backup.js';
 import type { Files } from './files.js';
 import { SourceUnreachableError, sourceCheckpoint } from './sql.js';
 import type { DataDirState, Endpoint, PgContext, RewindOutcome } from './types.js';
@@ -199,5 +202,29 @@ export function createDataDir(ctx: PgContext, d: DataDirDeps) {
     return text === null ? null : pmStatusOf(text);
   }
 
-  return { state, wipe, initdb, bootstrapDone, basebackup, rewind, clearStalePid, pmStatus };
+  /**
+   * A new cluster's first member from a backup (bootstrap.fromBackup): pgBackRest restores the
+   * source repository's backup into the empty data directory and sets the recovery target; the
+   * marker stays until bootstrapDone(), after the promotion at the target. The source's
+   * configuration is its own file: this member archives to its own stanza, never the source's.
+   */
+  async function restore(r: RestoreConfig): Promise<void> {
+    if (cfg.walDir) throw new Error('bootstrap.fromBackup with a separate WAL volume (persistence.wal.enabled) is not supported yet: restore into a data directory with pg_wal inside it');
+    await prepareEmptyTarget('restore');
+    const conf = `${cfg.runDir}/pgbackrest/restore.conf`, include = `${cfg.runDir}/pgbackrest/restore.d`;
+    const src = renderPgBackRest({ stanza: r.stanza, repo: r.repo, cipherPass: r.cipherPass, schedule: { full: null, diff: null, incr: null }, retention: { full: null, fullDays: null }, fromStandby: false, options: {} },
+      { dataDir: cfg.dataDir, pgPort: cfg.pgPort, runDir: cfg.runDir, spoolDir: `${cfg.runDir}/pgbackrest/restore-spool`, lockDir: `${cfg.runDir}/pgbackrest/lock`, superuser: cfg.superuser });
+    // the source is read, never written: no asynchronous archiving, no retention on it
+    await files.mkdirOwned(include, 0o700);
+    await files.mkdirOwned(`${cfg.runDir}/pgbackrest/lock`, 0o700);
+    await files.writeFileAtomic(conf, src.conf.replace(/^archive-async=y$/m, 'archive-async=n'), 0o600);
+    await files.writeFileAtomic(`${include}/secrets.conf`, src.secrets, 0o600);
+    log.info('restoring from the backup repository', { stanza: r.stanza, endpoint: r.repo.endpoint, path: r.repo.path, target: r.target });
+    const t0 = Date.now();
+    await runProgram(ctx, pgbackrestBin(), [`--config=${conf}`, `--config-include-path=${include}`, `--stanza=${r.stanza}`, `--pg1-path=${cfg.dataDir}`, ...restoreTargetArgs(r.target), 'restore'], { timeoutMs: 24 * 3_600_000, logLines: true });
+    await setMarker('bootstrap');
+    log.info('restore done: postgres replays to the target and promotes', { ms: Date.now() - t0 });
+  }
+
+  return { state, wipe, initdb, bootstrapDone, basebackup, rewind, clearStalePid, pmStatus, restore };
 }

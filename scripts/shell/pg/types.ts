@@ -54,9 +54,13 @@ export interface PgStatus {
 }
 
 export interface Postgres {
+  /** pgBackRest for this member (enabled: false when backups are off) */
+  backups: import('./backup.js').Backups;
   dataDirState(): Promise<DataDirState>;
   wipe(): Promise<void>;
   initdb(): Promise<void>;
+  /** bootstrap.fromBackup: pgBackRest restores the source's backup with its recovery target */
+  restore(r: import('../../core/restore-config.js').RestoreConfig): Promise<void>;
   bootstrapSql(): Promise<void>;
   basebackup(from: Endpoint, onProgress?: (pct: number) => void): Promise<void>;
   rewind(from: Endpoint): Promise<RewindOutcome>;

@@ -1,0 +1,115 @@
+// pgBackRest for this member: its configuration files (secrets in a 0600 include, never in env),
+// the stanza, backups, the repository's catalogue, and the archiver's health from postgres. The
+// decisions (when, which type, who) are the core's (core/backup.ts); this only runs them.
+
+import { existsSync } from 'node:fs';
+import { renderPgBackRest, pgbackrestArgs } from '../../core/backup.js';
+import type { BackupType } from '../../core/backup-config.js';
+import { runProgram } from './commands.js';
+import type { Files } from './files.js';
+import type { PgContext } from './types.js';
+
+/** Where pgbackrest is (Debian's package); PGA_PGBACKREST overrides it (tests). */
+export const pgbackrestBin = (): string => process.env.PGA_PGBACKREST ?? (existsSync('/usr/bin/pgbackrest') ? '/usr/bin/pgbackrest' : 'pgbackrest');
+
+export interface BackupInfo {
+  label: string;
+  type: BackupType;
+  startedAt: string;
+  stoppedAt: string;
+  /** database size and what the repository holds for it (bytes) */
+  size: number;
+  repoSize: number;
+  walStart: string;
+  walStop: string;
+}
+
+export interface RepoInfo {
+  stanza: string;
+  status: string;
+  backups: BackupInfo[];
+  /** the archive's WAL range (first and last segment) */
+  archive: { min: string | null; max: string | null };
+}
+
+export interface ArchiverStatus {
+  archivedCount: number;
+  lastArchivedWal: string | null;
+  lastArchivedAt: string | null;
+  failedCount: number;
+  lastFailedWal: string | null;
+  lastFailedAt: string | null;
+  /** failing: the last failure is newer than the last success */
+  failing: boolean;
+}
+
+export function createBackups(ctx: PgContext, files: Files, query: (sql: string) => Promise<unknown[]>) {
+  const { cfg, paths, log } = ctx;
+  const b = cfg.backup;
+  const bin = pgbackrestBin();
+
+  /** Write pgbackrest.conf, the secrets include and the spool/lock directories. */
+  async function prepare(): Promise<void> {
+    if (!b) return;
+    const r = renderPgBackRest(b, { dataDir: cfg.dataDir, pgPort: cfg.pgPort, runDir: cfg.runDir, spoolDir: paths.pgbackrestSpool, lockDir: paths.pgbackrestLock, superuser: cfg.superuser });
+    await files.mkdirOwned(paths.pgbackrestInclude, 0o700);
+    await files.mkdirOwned(paths.pgbackrestLock, 0o700);
+    await files.mkdirOwned(paths.pgbackrestSpool, 0o700);
+    await files.writeFileAtomic(paths.pgbackrestConf, r.conf, 0o600);
+    await files.writeFileAtomic(`${paths.pgbackrestInclude}/secrets.conf`, r.secrets, 0o600);
+  }
+
+  async function run(command: string, extra: string[] = [], timeoutMs = 6 * 3_600_000): Promise<string> {
+    if (!b) throw new Error('backups are off (no backup.json): set backup.enabled in the chart');
+    const args = [...pgbackrestArgs(paths.pgbackrestConf, paths.pgbackrestInclude, b.stanza), ...extra, command];
+    const out = await runProgram(ctx, bin, args, { timeoutMs, env: { PGBACKREST_LOG_LEVEL_CONSOLE: 'warn' } });
+    return out.stdout;
+  }
+
+  return {
+    enabled: !!b,
+    prepare,
+    /** Create (or verify) the stanza: idempotent, needs the local postgres running. */
+    async stanzaCreate(): Promise<void> {
+      const t0 = Date.now();
+      await run('stanza-create', [], 120_000);
+      log.info('pgBackRest stanza ready', { stanza: b?.stanza, ms: Date.now() - t0 });
+    },
+    /** Check that WAL reaches the repository (forces a segment switch on a primary). */
+    async check(): Promise<void> {
+      await run('check', [], 120_000);
+    },
+    async backup(type: BackupType): Promise<{ ms: number }> {
+      const t0 = Date.now();
+      await run('backup', [`--type=${type}`]);
+      return { ms: Date.now() - t0 };
+    },
+    /** The repository's catalogue of this stanza. */
+    async info(): Promise<RepoInfo> {
+      const raw = JSON.parse(await run('info', ['--output=json'], 60_000)) as any[];
+      const s = raw[0] ?? {};
+      const arch = (s.archive ?? [])[0] ?? {};
+      return {
+        stanza: s.name ?? b?.stanza ?? '',
+        status: s.status?.message ?? 'unknown',
+        archive: { min: arch.min ?? null, max: arch.max ?? null },
+        backups: (s.backup ?? []).map((x: any) => ({
+          label: x.label, type: x.type, startedAt: new Date(x.timestamp.start * 1000).toISOString(), stoppedAt: new Date(x.timestamp.stop * 1000).toISOString(),
+          size: x.info?.size ?? 0, repoSize: x.info?.repository?.delta ?? x.info?.repository?.size ?? 0, walStart: x.archive?.start ?? '', walStop: x.archive?.stop ?? '',
+        })),
+      };
+    },
+    /** pg_stat_archiver of the local postgres. */
+    async archiver(): Promise<ArchiverStatus> {
+      const [r] = (await query(`select archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time from pg_stat_archiver`)) as any[];
+      const la = r.last_archived_time ? new Date(r.last_archived_time) : null, lf = r.last_failed_time ? new Date(r.last_failed_time) : null;
+      return {
+        archivedCount: Number(r.archived_count), lastArchivedWal: r.last_archived_wal, lastArchivedAt: la?.toISOString() ?? null,
+        failedCount: Number(r.failed_count), lastFailedWal: r.last_failed_wal, lastFailedAt: lf?.toISOString() ?? null,
+        failing: lf !== null && (la === null || lf > la),
+      };
+    },
+  };
+}
+
+export type Backups = ReturnType<typeof createBackups>;
