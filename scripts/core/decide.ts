@@ -58,12 +58,32 @@ function foreign(o: Observation): string | null {
   return `our data directory belongs to another cluster (system identifier ${o.pg.systemId}, the cluster's is ${id})`;
 }
 
+/**
+ * A synchronous standby whose pod is being deleted (a scale-down, an eviction) may hold the only
+ * copy, besides the primary's, of acknowledged commits; once it is gone for good (a scale-down
+ * keeps its volume but no pod will run it) a record still naming it would block every failover.
+ * So it stops only after the primary recorded a set without it, or after a lease duration (the
+ * primary gone, or strict mode keeping it), whichever comes first.
+ */
+function leaveSyncSetFirst(o: Observation, m: Memory): Decision {
+  const lease = o.lease;
+  const named = o.settings.syncMode !== 'off' && !!lease && leaseValid(o) && lease.holder !== o.self && (lease.syncStandbys ?? []).includes(o.self);
+  if (!named) return act({ ...m, leavingSinceMs: null }, 'shutting down', { type: 'stop' });
+  const since = m.leavingSinceMs ?? o.nowMs;
+  const waited = o.nowMs - since;
+  const mem = { ...m, leavingSinceMs: since };
+  if (waited >= o.settings.leaseMs) {
+    return act(mem, `shutting down although ${lease!.holder} still records us in the synchronous set after ${waited} ms`, { type: 'stop' });
+  }
+  return act(mem, `shutting down once ${lease!.holder} records a synchronous set without us (waited ${waited} ms)`);
+}
+
 function replicaTick(o: Observation, m: Memory): Decision {
   const s = o.settings;
   const lease = o.lease;
   const paused = !!lease?.paused;
   const now = o.nowMs;
-  if (o.terminating) return act(m, 'shutting down', { type: 'stop' });
+  if (o.terminating) return leaveSyncSetFirst(o, m);
   if (o.reinitRequested && !paused) return act(m, 'reinit requested: wiping and cloning again', { type: 'reinit' });
   if (lease && lease.holder === o.self && !paused) {
     const alien = foreign(o);

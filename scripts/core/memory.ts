@@ -18,6 +18,7 @@ export function initialMemory(): Memory {
     syncChange: null,
     lastWrittenRv: null,
     leaseWriteFailed: false,
+    leavingSinceMs: null,
   };
 }
 

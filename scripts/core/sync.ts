@@ -24,10 +24,11 @@ const sorted = (a: string[]) => [...a].sort();
 const sameSet = (a: string[], b: string[]) => a.length === b.length && sorted(a).every((x, i) => x === sorted(b)[i]);
 const subset = (a: string[], b: string[]) => a.every((x) => b.includes(x));
 
-/** The standbys the primary should wait for: its healthy streaming replicas. */
+/** The standbys the primary should wait for: its healthy streaming replicas, except those on their
+ *  way out (a pod being deleted: it waits to leave the record before it stops, see decide.ts). */
 export function desiredSync(o: Observation): string[] {
   const streaming = new Set(o.pg.streamingReplicas);
-  return o.members.filter((m) => streaming.has(m.name) && !m.reinitRequested).map((m) => m.name).sort();
+  return o.members.filter((m) => streaming.has(m.name) && !m.reinitRequested && !m.leaving).map((m) => m.name).sort();
 }
 
 /** What synchronous_standby_names should be, as (names, n). */

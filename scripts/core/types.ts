@@ -36,6 +36,8 @@ export interface MemberView {
   revision: string | null;
   /** the system identifier of its data directory (null = unknown, e.g. an old member or no data yet) */
   systemId: string | null;
+  /** its pod is being deleted (metadata.deletionTimestamp): a scale-down, an eviction, a restart */
+  leaving: boolean;
   /** the kubelet's Ready condition (the Services route only to Ready pods); null = no kubelet reports on it */
   ready: boolean | null;
 }
@@ -178,6 +180,8 @@ export interface Memory {
   lastWrittenRv: string | null;
   /** our last lease write failed (no answer, or refused): a primary retries soon */
   leaseWriteFailed: boolean;
+  /** since when we are shutting down while the recorded synchronous set still names us */
+  leavingSinceMs: number | null;
 }
 
 /** The result of an action, reported by the shell; folded into memory by `remember`. */

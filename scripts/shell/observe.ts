@@ -40,6 +40,7 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     reinitRequested: !!pod?.metadata.annotations?.[REINIT_ANNOTATION],
     revision: pod?.metadata.labels?.['controller-revision-hash'] ?? null,
     systemId: s.systemId ?? null,
+    leaving: !!pod?.metadata.deletionTimestamp,
     ready: podReady(pod),
   };
 }

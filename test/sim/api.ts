@@ -21,6 +21,8 @@ export interface SimPod {
   status: Status | null;
   revision: string | null;
   reinit: boolean;
+  /** the pod is being deleted (metadata.deletionTimestamp): its member is on its way out */
+  deleting?: boolean;
 }
 
 export type WriteResult = { ok: true; lease: SimLease } | { ok: false; conflict: true };

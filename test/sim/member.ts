@@ -535,6 +535,6 @@ export function viewOf(name: string, s: Status | null, pod: SimPod | undefined, 
     name, host: name, port: 5432, apiUrl: `http://${name}:8008`, role: s?.role ?? 'unknown', healthy: s?.healthy ?? false,
     inRecovery: s?.inRecovery ?? null, streaming: s?.streaming ?? false, timeline: s?.timeline ?? null, lsn: s?.lsn ?? null,
     nofailover: false, fresh, labelledPrimary: pod?.label === 'primary', reinitRequested: !!pod?.reinit, revision: pod?.revision ?? null,
-    systemId: s?.systemId ?? null, ready: null,
+    systemId: s?.systemId ?? null, leaving: !!pod?.deleting, ready: null,
   };
 }

@@ -78,6 +78,25 @@ test('sync: n mismatch (sync-count 2, a standby joins late) then the primary die
   sim({ syncMode: 'on', syncCount: 2, faults: [{ at: 0, kind: 'linkCut', m: 0, n: 2, dur: 6_000 }, { at: 6_500, kind: 'freeze', m: 1, dur: 15_000 }, { at: 6_600, kind: 'freeze', m: 0, dur: 15_000 }] });
 });
 
+// old: a scale-down deleted synchronous standbys (their volumes kept) while the record still named
+// them; the primary froze before it shrank the record, and the remaining members could never see
+// enough of the set ("saw 2 of [m1..m4], need 4"): no primary, for good (L1). Now a leaving
+// standby stays until the primary recorded a set without it, so the record never names a pod that
+// is gone because the StatefulSet no longer wants it.
+test('sync: scale 5 → 3 then the primary freezes the moment the last removed pod is gone: the others take over', () => {
+  for (const syncMode of ['on', 'strict'] as const) {
+    let froze = false;
+    const w = sim({
+      syncMode, members: 5,
+      ops: [{ at: W + 1_000, run: (w) => w.scaleDown(3) }, { at: W + 45_000, run: () => undefined }],
+      onStep: (w) => { if (!froze && w.T > W + 1_000 && !w.members.has('m3')) { froze = true; w.inject({ kind: 'freeze', m: 0, dur: 20_000 }); } },
+    });
+    assert.ok(froze, 'm3 was never removed');
+    assert.notEqual(w.api.lease?.spec.holderIdentity, 'm0', `${syncMode}: nobody took over from the frozen m0`);
+    assert.ok(w.stats.failovers >= 1, `${syncMode}: no failover`);
+  }
+});
+
 // old: with no standby the primary went asynchronous silently; here: `on` records the empty set
 // first (no failover until a standby catches up), `strict` keeps waiting (no commit acknowledged).
 test('sync: no standby left, then the primary dies: on = no failover on lost commits, strict = writes wait', () => {

@@ -162,12 +162,16 @@ export class World {
     }
   }
 
+  /** a fault decided by a scenario while it runs (e.g. "the moment that pod is gone"), starting now */
+  inject(f: Omit<Fault, 'at'>): void { this.applyFault({ ...f, at: this.T } as Fault); }
+
   /** the pod is deleted: SIGTERM (hand-off when primary), gone, then recreated on `revision` */
   sigterm(name: string, revision: string | null): void {
     const m = this.members.get(name);
     if (!m || m.terminating) return;
     m.terminating = true;
     m.terminateDeadline = this.T + 30_000;
+    this.api.patchPod(name, (p) => ({ ...p, deleting: true }));
     m.wake();
     (m as Member & { nextRevision?: string | null }).nextRevision = revision;
   }
@@ -177,6 +181,12 @@ export class World {
     this.sigterm(pod, this.api.updateRevision);
   }
   private recreate = new Map<string, { at: number; revision: string | null }>();
+  /** the members the StatefulSet wants (a scale-down removes the highest ordinals, one at a time, for good) */
+  get wanted(): string[] { return this.names.slice(0, this.api.replicas); }
+  scaleDown(to: number): void {
+    this.trace('sts', `scale to ${to}`);
+    this.api.replicas = to;
+  }
 
   // ---- one step ----------------------------------------------------------------------------------
   step(): void {
@@ -207,11 +217,15 @@ export class World {
   }
 
   private lifecycle(): void {
+    // StatefulSet scale-down: delete the highest unwanted ordinal once the one before it is gone
+    const unwanted = [...this.members.keys()].filter((n) => !this.wanted.includes(n));
+    if (unwanted.length && !unwanted.some((n) => this.members.get(n)!.terminating)) this.sigterm(unwanted[unwanted.length - 1]!, null);
     for (const [name, m] of this.members) {
       if (!m.terminated) continue;
       this.pgs.get(name)!.stop();
       this.members.delete(name);
       this.api.putPod(null, name);
+      if (!this.wanted.includes(name)) { this.trace(name, 'pod deleted (scaled down, volume kept)'); continue; }
       this.recreate.set(name, { at: this.T + 2_000, revision: (m as Member & { nextRevision?: string | null }).nextRevision ?? null });
       this.trace(name, 'pod deleted');
     }
@@ -223,7 +237,7 @@ export class World {
       this.spawn(name);
       this.trace(name, 'pod recreated');
     }
-    this.stats.maxAbsent = Math.max(this.stats.maxAbsent, this.names.length - this.members.size);
+    this.stats.maxAbsent = Math.max(this.stats.maxAbsent, this.wanted.filter((n) => !this.members.has(n)).length);
   }
 
   private replicate(): void {
@@ -301,7 +315,7 @@ export class World {
       if (n !== 'm0' || this.T > 0) this.stats.failovers++;
     }
     this.writableBefore = new Set(settledWriters);
-    if (this.T >= this.quietAt && this.members.size === this.names.length && !this.opts.noL1) {
+    if (this.T >= this.quietAt && this.members.size === this.wanted.length && this.wanted.every((n) => this.members.has(n)) && !this.opts.noL1) {
       if (this.converged(writers)) { this.stats.l1Ms = this.T - this.quietAt; this.done = true; return; }
       if (this.T - this.quietAt > L1_BOUND_MS) this.fail('L1', `no single primary with every member streaming ${L1_BOUND_MS} ms after the faults stopped (writable: [${writers.join(', ')}], lease holder ${this.api.lease?.spec.holderIdentity ?? 'none'})`);
     }
@@ -312,7 +326,7 @@ export class World {
     const p = writers[0]!;
     if (this.api.lease?.spec.holderIdentity !== p) return false;
     const excluded = this.opts.exclude ?? [];
-    return this.names.every((n) => n === p || excluded.includes(n) || (() => { const q = this.pgs.get(n)!; return q.state === 'running' && q.inRecovery && q.streaming && q.following === p; })());
+    return this.wanted.every((n) => n === p || excluded.includes(n) || (() => { const q = this.pgs.get(n)!; return q.state === 'running' && q.inRecovery && q.streaming && q.following === p; })());
   }
 
   /** S3: a wipe must never destroy the last copy of an acknowledged commit the cluster still has on its history */

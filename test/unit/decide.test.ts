@@ -68,6 +68,14 @@ const rows: Row[] = [
   { name: 'sync: both seen, we are best: take it', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: ['m1', 'm2'] }) }), want: ['take_lease'] },
   { name: 'sync: empty set recorded (no sync standby was ever confirmed): no failover', o: obs('m1', { settings: { ...settings, syncMode: 'on' }, lease: lease({ unchangedForMs: 7000, syncStandbys: [] }) }), want: [], reason: /not in the synchronous set/ },
   { name: 'reinit requested', o: obs('m1', { reinitRequested: true }), want: ['reinit'] },
+  // --- a replica whose pod is being deleted (scale-down, eviction) ---
+  { name: 'SIGTERM on a replica (async): stop at once', o: obs('m1', { terminating: true }), want: ['stop'] },
+  { name: 'SIGTERM on a replica the record names: wait for the primary to record a set without it', o: obs('m1', { terminating: true, settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }) }), want: [], reason: /once m0 records a synchronous set without us/ },
+  { name: 'SIGTERM on a replica the record names, waited a lease: stop anyway', o: obs('m1', { terminating: true, settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), mem: { leavingSinceMs: 100_000 - 6000 } }), want: ['stop'], reason: /still records us/ },
+  { name: 'SIGTERM on a replica the record no longer names: stop', o: obs('m1', { terminating: true, settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m2'] }) }), want: ['stop'] },
+  { name: 'SIGTERM on a replica named by an expired lease (no primary to wait for): stop', o: obs('m1', { terminating: true, settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'], unchangedForMs: 7000 }) }), want: ['stop'] },
+  { name: 'sync: a streaming member whose pod is being deleted leaves postgres\' set first', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1', 'm2'] }, members: [member('m1'), member('m2', { leaving: true })] }), want: ['set_sync'] },
+  { name: 'sync: then the record drops it once the others have every commit', o: obs('m0', { settings: { ...settings, syncMode: 'on' }, lease: lease({ syncStandbys: ['m1', 'm2'] }), pg: { ...pgPrimary, syncNames: ['m1'] }, members: [member('m1'), member('m2', { leaving: true })] }), want: ['renew_lease'] },
   // --- postgres down ---
   { name: 'half-made data dir: wipe', o: obs('m1', { pg: pgDown, dataDir: 'partial' }), want: ['wipe'] },
   { name: 'empty dir, no init lease: claim it', o: obs('m1', { pg: pgDown, dataDir: 'empty', init: null, lease: null }), want: ['acquire_init'] },

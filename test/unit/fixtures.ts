@@ -9,7 +9,7 @@ export const settings = { leaseMs: 6000, renewMs: 2000, renewDeadlineMs: 4500, m
 export function member(name: string, over: Partial<MemberView> = {}): MemberView {
   return {
     name, host: `10.0.0.${name.slice(-1)}`, port: 5432, apiUrl: `http://10.0.0.${name.slice(-1)}:8008`, role: 'replica', healthy: true,
-    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, systemId: null, ready: null, ...over,
+    inRecovery: true, streaming: true, timeline: 1, lsn: 1000n, nofailover: false, fresh: true, labelledPrimary: false, reinitRequested: false, revision: null, systemId: null, leaving: false, ready: null, ...over,
   };
 }
 export const primaryMember = (name: string, over: Partial<MemberView> = {}) => member(name, { role: 'primary', inRecovery: false, labelledPrimary: true, streaming: false, ...over });
