@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { Cluster, Writer, sleep } from './cluster-harness.js';
-import { scenarioFile, healthy, missing, watchSplitBrain, memberLog, isRoot } from './scenario.js';
+import { scenarioFile, healthy, missing, watchSplitBrain, memberLog, isRoot, killPod, scaleDownPod } from './scenario.js';
 
 const { kube, fig } = scenarioFile('holes-b-figures.json');
 const FAILOVERS = 'pg-autopilot.io/failovers';
@@ -219,6 +219,44 @@ test('hand-off with a slow checkpoint: a planned switchover to a lagging target 
     assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).join(', ')}`);
   } finally {
     resume();
+    await c.stop();
+  }
+});
+
+// Twin of the simulation's "scale 5 → 3 then the primary freezes": a scale-down deleted a
+// synchronous standby whose name the lease's record still carried; the primary died before it
+// shrank the record, and the last member could never see enough of the set to take over (the lab
+// e2e's "scale 5 → 2": "saw 2 of [0, 1, 3, 4], need 4"). Fails on the old code at the first
+// assertion (the standby stopped at once, still recorded) and then at the take-over.
+test('sync mode: a scale-down removes a synchronous standby, the primary dies the moment it is gone: the last member takes over, 0 lost', async (t) => {
+  const c = await Cluster.start(kube(), { env: { PGA_SYNC_MODE: 'on' } });
+  let w: Writer | null = null;
+  try {
+    const p = await healthy(c, 3);
+    const syncSet = async () => ((await c.lease())?.metadata.annotations?.['pg-autopilot.io/sync-standbys'] ?? '').split(',').filter(Boolean);
+    await c.waitFor('synchronous set of 2', async () => (await syncSet()).length === 2, 30_000);
+    w = await Writer.start(c, p, { everyMs: 20 });
+    await w.warm();
+    const [keep, leave] = c.members.filter((m) => m.name !== p).map((m) => m.name).sort() as [string, string];
+    const stopMs = await scaleDownPod(c, leave);
+    const recorded = await syncSet();
+    fig(t, 'scale-down: the leaving synchronous standby stopped after', stopMs);
+    fig(t, 'scale-down: synchronous set recorded when it was gone', recorded.join(',') || '(empty)');
+    assert.ok(!recorded.includes(leave), `${leave} stopped while the record still named it: [${recorded.join(', ')}]`);
+    const at = Date.now();
+    await killPod(c, p);
+    const np = await c.waitForPrimary(30_000, p);
+    assert.equal(np, keep);
+    const writer = w;
+    await c.waitFor('writes through the new primary', async () => writer.acked.some((a) => a.at > at + 50), 30_000, 20);
+    await sleep(500);
+    await w.stop();
+    fig(t, 'scale-down then primary kill: writes unavailable', w.longestGapMs(at));
+    const lost = await missing(c, np, 'w', w.acked.map((a) => a.id));
+    fig(t, 'scale-down then primary kill: acknowledged writes lost', lost.length, 'rows');
+    assert.equal(lost.length, 0, `lost acknowledged ids: ${lost.slice(0, 10).join(', ')}`);
+  } finally {
+    await w?.stop();
     await c.stop();
   }
 });

@@ -102,6 +102,25 @@ export async function killPod(c: Cluster, name: string): Promise<boolean> {
   return died;
 }
 
+/**
+ * The pod goes away as a StatefulSet scale-down removes it: the API server marks it deleted
+ * (deletionTimestamp; a finalizer holds the object, as a kubelet would until the container is
+ * gone), the entrypoint gets SIGTERM, and the object disappears once it exited. Resolves with the
+ * milliseconds the member took to stop.
+ */
+export async function scaleDownPod(c: Cluster, name: string): Promise<number> {
+  const path = `/api/v1/namespaces/${c.ns}/pods/${name}`;
+  const hold = await c.kube.request('PATCH', path, { metadata: { finalizers: ['pg-autopilot.io/test-kubelet'] } }, 'application/merge-patch+json');
+  assert.ok(hold.status < 300, `finalizer on ${name}: ${hold.status} ${JSON.stringify(hold.body)}`);
+  const del = await c.kube.request('DELETE', path);
+  assert.ok(del.status < 300, `delete ${name}: ${del.status}`);
+  const t0 = Date.now();
+  await c.signal(name, 'SIGTERM', 60_000);
+  const ms = Date.now() - t0;
+  await c.kube.request('PATCH', path, { metadata: { finalizers: null } }, 'application/merge-patch+json');
+  return ms;
+}
+
 /** A member's whole log so far ('' when there is none yet). */
 export function memberLog(c: Cluster, name: string): string {
   try { return readFileSync(c.member(name).logFile, 'utf8'); } catch { return ''; }
