@@ -97,6 +97,19 @@ test('sync: scale 5 → 3 then the primary freezes the moment the last removed p
   }
 });
 
+// The lab e2e's "scale 5 → 2" with the primary among the removed pods (m2): m4 and m3 leave the
+// set and go, then the primary hands over to m0 or m1 on SIGTERM, under a synchronous record.
+test('sync: scale 5 → 2 with the primary among the removed: it hands over, no acknowledged commit lost', () => {
+  for (const syncMode of ['on', 'strict'] as const) {
+    const w = sim({
+      syncMode, members: 5,
+      faults: [{ at: 0, kind: 'switchover', m: 2, dur: 1 }],
+      ops: [{ at: W + 6_000, run: (w) => { assert.equal(w.api.lease?.spec.holderIdentity, 'm2'); w.scaleDown(2); } }],
+    });
+    assert.ok(['m0', 'm1'].includes(w.api.lease?.spec.holderIdentity ?? ''), `${syncMode}: lease held by ${w.api.lease?.spec.holderIdentity}`);
+  }
+});
+
 // old: with no standby the primary went asynchronous silently; here: `on` records the empty set
 // first (no failover until a standby catches up), `strict` keeps waiting (no commit acknowledged).
 test('sync: no standby left, then the primary dies: on = no failover on lost commits, strict = writes wait', () => {
