@@ -46,15 +46,17 @@ async function api(method: string, path: string, token: string | null, body?: un
   const headers: Record<string, string> = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let r: Response;
+  // node:http (peers.ts), not fetch: the image runs node with --lite-mode (images/postgres/autopilot),
+  // which has no WebAssembly, and fetch's HTTP parser (undici's llhttp) is WebAssembly.
+  const { peerRequest } = await import('./shell/peers.js');
+  let r: { status: number; text: string };
   try {
-    r = await fetch(`${cfg.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    r = await peerRequest(`${cfg.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: 10_000 });
   } catch (e) {
     throw new Error(`cannot reach the member's API at ${cfg.apiUrl} (${(e as Error).message}); is the autopilot running? (PGA_API_URL)`);
   }
-  const text = await r.text();
-  let json: any = text;
-  try { json = JSON.parse(text); } catch { /* text */ }
+  let json: any = r.text;
+  try { json = JSON.parse(r.text); } catch { /* text */ }
   return { status: r.status, json };
 }
 

@@ -2,9 +2,11 @@
 // that does I/O), and no module imports itself through a cycle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname, resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { isIpAddress } from '../../scripts/core/config.js';
 
 // dist/test/unit → the repository's scripts/ (sources, not the compiled files)
@@ -56,6 +58,49 @@ test('no circular imports in scripts/', () => {
   };
   for (const f of files) visit(f, []);
   assert.deepEqual(cycles, []);
+});
+
+// images/postgres/autopilot runs node with --jitless: no WebAssembly, so neither fetch nor the
+// rest of undici's HTTP client (its parser, llhttp, is WebAssembly) works — "fetch failed:
+// WebAssembly is not defined", at run time, on the path that first uses it (e.g. a failover).
+const NEEDS_WASM = new Set(['fetch', 'WebAssembly', 'WebSocket', 'EventSource']);
+
+/** Uses of the globals in NEEDS_WASM in a TypeScript file (not property names, not comments). */
+function wasmUses(file: string): string[] {
+  const src = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const visit = (n: ts.Node) => {
+    if (ts.isIdentifier(n) && NEEDS_WASM.has(n.text)) {
+      const p = n.parent;
+      const isMemberName = (ts.isPropertyAccessExpression(p) && p.name === n && !/^(globalThis|global|window|self)$/.test(p.expression.getText(src)))
+        || ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p) || ts.isMethodSignature(p)) && p.name === n);
+      if (!isMemberName) out.push(`${relative(ROOT, file)}:${src.getLineAndCharacterOfPosition(n.getStart(src)).line + 1} ${n.text}`);
+    }
+    if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier) && /^undici/.test(n.moduleSpecifier.text)) out.push(`${relative(ROOT, file)}: imports ${n.moduleSpecifier.text}`);
+    ts.forEachChild(n, visit);
+  };
+  visit(src);
+  return out;
+}
+
+test('scripts/ uses nothing --jitless takes away (WebAssembly, hence fetch, WebSocket, EventSource)', () => {
+  assert.deepEqual(sources(SCRIPTS).flatMap(wasmUses), []);
+});
+
+test('the WebAssembly check finds a call to fetch, and only in code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pga-wasm-'));
+  try {
+    const f = join(dir, 'x.ts');
+    writeFileSync(f, [
+      '// fetch() in a comment, "fetch(" in a string, o.fetch() a method, { fetch: 1 } a key',
+      "const s = 'fetch(x)'; const o = { fetch: 1 }; o.fetch;",
+      'await fetch(url);',
+      'const w = globalThis.WebAssembly;',
+    ].join('\n'));
+    assert.deepEqual(wasmUses(f).map((x) => x.replace(/^.*x\.ts/, 'x.ts')), ['x.ts:3 fetch', 'x.ts:4 WebAssembly']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('isIpAddress (the core\'s own, replacing node:net)', () => {
