@@ -1,13 +1,20 @@
 #!/usr/bin/env bats
 # The `autopilot` CLI: help, bad usage and failures have clear messages and distinct exit codes
-# (0 done, 1 the operation failed, 2 bad usage). Runs the built CLI (npm run build first).
+# (0 done, 1 the operation failed, 2 bad usage). Runs the built CLI (npm run build first) through
+# the image's command, images/postgres/autopilot, so with the Node.js flags the image ships.
 
 setup() {
   ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-  CLI="node $ROOT/dist/scripts/cli.js"
+  # `env …` inside the command: some tests run it under `env -i`.
+  CLI="env AUTOPILOT_NODE=$(command -v node) AUTOPILOT_HOME=$ROOT sh $ROOT/images/postgres/autopilot"
   # Nothing listens here: operations that need the member's API fail fast.
   export PGA_API_URL="http://127.0.0.1:9"
   unset PGA_API_TOKEN PGA_API_TOKEN_FILE KUBECONFIG PGA_NAMESPACE
+  SERVER=
+}
+
+teardown() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; fi
 }
 
 @test "help prints usage and exits 0" {
@@ -71,6 +78,39 @@ setup() {
   [ "$status" -eq 1 ]
   [[ "$output" == *"127.0.0.1:9"* ]]
   [[ "$output" == *"PGA_API_URL"* ]]
+}
+
+@test "status and switchover reach a live member API through the image's command (its node flags)" {
+  # A stand-in member API on a free port: /status answers a snapshot, /switchover checks the token.
+  node -e '
+    const http = require("node:http");
+    const m = (name, role) => ({ name, role, healthy: true, timeline: 1, lsn: "0/3000060", lagBytes: role === "primary" ? null : 0, host: "10.0.0.1" });
+    const snap = { member: m("pg-0", "primary"), members: [m("pg-1", "replica")], leaseHolder: "pg-0", leader: true, failovers: 0, paused: false, syncStandbys: null, reason: "primary: lease renewed" };
+    const s = http.createServer((req, res) => {
+      res.setHeader("Content-Type", "application/json");
+      if (req.url === "/status") return res.end(JSON.stringify(snap));
+      if (req.url === "/switchover" && req.headers.authorization === "Bearer t0k") return res.writeHead(202).end(JSON.stringify({ message: "switchover to pg-1 started" }));
+      res.writeHead(403).end(JSON.stringify({ error: "wrong token" }));
+    });
+    s.listen(0, "127.0.0.1", () => { require("node:fs").writeFileSync(process.argv[1], String(s.address().port)); });
+    setTimeout(() => process.exit(0), 20000);
+  ' "$BATS_TEST_TMPDIR/port" >/dev/null 2>&1 3>&- &
+  SERVER=$!
+  for _ in $(seq 50); do [ -s "$BATS_TEST_TMPDIR/port" ] && break; sleep 0.1; done
+  export PGA_API_URL="http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/port")"
+  run $CLI status
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"pg-0 *"*"primary"* ]]
+  [[ "$output" == *"lease holder: pg-0"* ]]
+  run $CLI status --json
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'"leaseHolder": "pg-0"'* ]]
+  PGA_API_TOKEN=t0k run $CLI switchover --to pg-1
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"switchover to pg-1 started"* ]]
+  PGA_API_TOKEN=nope run $CLI switchover
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"HTTP 403"* ]]
 }
 
 @test "a malformed PGA_API_URL exits 2 naming the variable" {
