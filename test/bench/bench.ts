@@ -22,7 +22,7 @@
 // three; also patroni-default-cm,patroni-tuned-cm: use_endpoints false, idle count only),
 // BENCH_SCENARIOS (comma list of idle,switchover,pgkill,freeze, default all; `idle` alone is the
 // quick memory/API-load run), BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -166,6 +166,21 @@ function procSample(pid: number): ProcSample | null {
 
 const mb = (kb: number) => (kb / 1024).toFixed(1);
 
+/**
+ * How a process was started, as it runs (its /proc cmdline, the executable's version): for our
+ * members the flags images/postgres/autopilot gave node, so the RSS row says what it measured.
+ */
+function startedAs(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    let version = '';
+    try { version = execFileSync(readlinkSync(`/proc/${pid}/exe`), ['--version'], { timeout: 10_000 }).toString().trim().split('\n')[0] ?? ''; } catch { /* not a node, or gone */ }
+    return `\`${argv.map((a) => a.replace(process.cwd() + '/', '')).join(' ')}\`${version ? ` (${version})` : ''}`;
+  } catch {
+    return 'unknown (process gone)';
+  }
+}
+
 /** Samples every member's entrypoint every `everyMs` until stopped; returns the samples per member. */
 function sampleProcesses(s: Subject, everyMs = 5_000): { stop(): Map<string, { at: number; sample: ProcSample }[]> } {
   const got = new Map<string, { at: number; sample: ProcSample }[]>();
@@ -248,6 +263,8 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   // window after the cluster became healthy), CPU time used between the first and last sample.
   const names = [...samples.keys()].sort();
   const last = names.map((n) => samples.get(n)!.at(-1)!.sample);
+  const firstPid = s.pids().get(names[0] ?? '');
+  const started = firstPid ? startedAs(firstPid) : 'unknown';
   const cpu = names.map((n) => {
     const xs = samples.get(n)!;
     const a = xs[0]!, b = xs.at(-1)!;
@@ -257,7 +274,7 @@ async function runSubject(kube: Kube, s: Subject, idleSeconds: number, out: Reco
   if (names.length) {
     out.rss = {
       value: Math.round(mean(last.map((x) => x.rssKb)) / 102.4) / 10, unit: 'MB', cell: last.map((x) => mb(x.rssKb)).join(' / '),
-      note: `VmRSS of each member's entrypoint (${last[0]!.comm}) after ${Math.round((to - from) / 1000) + 10} s idle, ${names.map((n, i) => `${n} ${mb(last[i]!.rssKb)} MB (anon ${mb(last[i]!.anonKb)}, file ${mb(last[i]!.fileKb)}; max over ${samples.get(n)!.length} samples ${mb(Math.max(...samples.get(n)!.map((x) => x.sample.rssKb)))})`).join(', ')}; value = mean`,
+      note: `VmRSS of each member's entrypoint (${last[0]!.comm}, started as ${started}) after ${Math.round((to - from) / 1000) + 10} s idle, ${names.map((n, i) => `${n} ${mb(last[i]!.rssKb)} MB (anon ${mb(last[i]!.anonKb)}, file ${mb(last[i]!.fileKb)}; max over ${samples.get(n)!.length} samples ${mb(Math.max(...samples.get(n)!.map((x) => x.sample.rssKb)))})`).join(', ')}; value = mean`,
     };
     out.cpu = {
       value: Math.round(mean(cpu)), unit: 'ms/min', cell: cpu.map((x) => String(Math.round(x))).join(' / '),
