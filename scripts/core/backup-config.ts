@@ -51,8 +51,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
   const path = `${cfgDir}/backup.json`;
   const raw = readJsonFile(path, files, problems, 'a JSON object {"stanza","s3":{…},"schedule":{…},"retention":{…}}');
   if (raw === undefined) return null;
-  const bad = (what: string, got: unknown, accepted: string, fix = 'correct the chart\'s backup values') =>
-    problems.push(`${path}: ${what} got ${JSON.stringify(got)}; accepted: ${accepted}. Fix: ${fix}`);
+  const bad = badValue(path, problems, 'backup');
   if (!isObj(raw)) { bad('the file', raw, 'a JSON object'); return null; }
   const r: Record<string, any> = raw;
   const top = ['stanza', 's3', 'schedule', 'retention', 'fromStandby', 'encryption', 'options'];
@@ -131,10 +130,15 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
   };
 }
 
+/** A problem reporter for one file: what was wrong, what is accepted, and the fix (the chart's `values` by default). */
+function badValue(path: string, problems: string[], values: string) {
+  return (what: string, got: unknown, accepted: string, fix = `correct the chart's ${values} values`) =>
+    problems.push(`${path}: ${what} got ${JSON.stringify(got)}; accepted: ${accepted}. Fix: ${fix}`);
+}
+
 /** The `s3` block of backup.json or restore.json, and a reader of the repository's secrets. */
 export function parseS3(raw: unknown, path: string, secretsSub: string, defaultPath: string, files: FileReader, problems: string[], values: string): { repo: S3Repo; secret: (name: string, required: boolean) => string | null } {
-  const bad = (what: string, got: unknown, accepted: string, fix = `correct the chart's ${values} values`) =>
-    problems.push(`${path}: ${what} got ${JSON.stringify(got)}; accepted: ${accepted}. Fix: ${fix}`);
+  const bad = badValue(path, problems, values);
   const s3: Record<string, any> = isObj(raw) ? raw : {};
   if (!isObj(raw)) bad('s3', raw, 'an object {"endpoint","bucket","region","path","uriStyle"}');
   const s3Keys = ['endpoint', 'bucket', 'region', 'path', 'uriStyle', 'verifyTls', 'caFile'];

@@ -106,10 +106,12 @@ export interface DueBackup {
 /**
  * The scheduled backup to run now, if any: for each type, the latest scheduled minute at or before
  * now that has no run recorded, a full before a differential before an incremental (one run covers
- * the others due at the same time). A run recorded as 'running' by a member that is no longer the
- * primary did not finish: the same scheduled time runs again. Wall clock: schedules are civil time.
+ * the others due at the same time). Only the primary asks, so a run recorded as 'running' by
+ * another member was started by a former primary and did not finish (a backup runs against its
+ * own postgres, which is no longer the primary): the same scheduled time runs again. Our own
+ * 'running' record is a run in progress. Wall clock: schedules are civil time.
  */
-export function dueBackup(b: BackupConfig, rec: BackupRecord, nowWallMs: number, self: string, runningBy: (member: string) => boolean): DueBackup | null {
+export function dueBackup(b: BackupConfig, rec: BackupRecord, nowWallMs: number, self: string): DueBackup | null {
   const due: DueBackup[] = [];
   for (const t of ['full', 'diff', 'incr'] as const) {
     const c = b.schedule[t];
@@ -122,7 +124,7 @@ export function dueBackup(b: BackupConfig, rec: BackupRecord, nowWallMs: number,
       continue;
     }
     if (last.at < at) { due.push({ type: t, at, reason: `${t} backup scheduled at ${new Date(at).toISOString()} (${c.source}); the last ran for ${new Date(last.at).toISOString()}` }); continue; }
-    if (last.at === at && last.state === 'running' && last.by !== self && !runningBy(last.by)) {
+    if (last.at === at && last.state === 'running' && last.by !== self) {
       due.push({ type: t, at, reason: `${t} backup for ${new Date(at).toISOString()} was started by ${last.by}, which no longer runs it: running it again` });
     }
   }
@@ -164,7 +166,7 @@ export function parseBackupRecord(text: string | undefined): BackupRecord {
 export function backupActions(v: BackupView, self: string, leaseVersion: string): { actions: Action[]; reason: string | null } {
   if (v.busy) return { actions: [], reason: null };
   if (!v.stanzaReady) return { actions: [{ type: 'stanza_create' }], reason: `creating the pgBackRest stanza ${v.config.stanza}` };
-  const due = dueBackup(v.config, v.record, v.wallNowMs, self, (m) => m === self && v.busy);
+  const due = dueBackup(v.config, v.record, v.wallNowMs, self);
   if (!due) return { actions: [], reason: null };
   return { actions: [{ type: 'run_backup', backupType: due.type, at: due.at, ifResourceVersion: leaseVersion }], reason: due.reason };
 }

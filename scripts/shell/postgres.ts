@@ -48,7 +48,9 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
   });
 
   const query = (text: string, params?: unknown[]) => sql.withClient(ctx, async (c) => (await c.query(text, params)).rows);
-  const backups = createBackups(ctx, files, query);
+  // pg_stat_archiver is read every few seconds: over the member's own session, never a new
+  // superuser connection (the same rule as /status: a full server must still answer us).
+  const backups = createBackups(ctx, files, (text) => session.use(async (c) => (await c.query(text)).rows));
   return {
     backups,
     dataDirState: () => dataDir.state(),

@@ -6,24 +6,21 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, startKube, sleep, TOKEN } from './cluster-harness.js';
-import type { Kube } from './kube-harness.js';
+import { Cluster, sleep, TOKEN } from './cluster-harness.js';
 import { freePort } from './kube-harness.js';
 import { startS3, haveWeed, type S3 } from './s3-harness.js';
+import { scenarioFile, asPostgres, isRoot } from './scenario.js';
 
-let kube: Kube;
+const { kube, fig } = scenarioFile('backup-figures.json');
 let s3: S3;
 const skip = haveWeed() ? false : 'SeaweedFS not built: bash test/toolchain/install.sh seaweedfs';
-const fig = (t: { diagnostic(m: string): void }, name: string, value: number | string, unit = 'ms') => t.diagnostic(`FIGURE ${name}: ${value}${typeof value === 'number' ? ` ${unit}` : ''}`);
-const isRoot = process.getuid?.() === 0;
-const asPostgres = (cmd: string[]) => (isRoot ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--', ...cmd] : cmd);
 /** Run a program as the postgres OS user (as the members do). */
 const run = (cmd: string[], timeout = 300_000) => { const a = asPostgres(cmd); return spawnSync(a[0]!, a.slice(1), { encoding: 'utf8', timeout }); };
 const pgbr = (c: Cluster, name: string, stanza: string) => { const d = c.member(name).dir; return ['pgbackrest', `--config=${join(d, 'run/pgbackrest/pgbackrest.conf')}`, `--config-include-path=${join(d, 'run/pgbackrest/conf.d')}`, `--stanza=${stanza}`]; };
 const PGBIN = '/usr/lib/postgresql/15/bin';
 
-before(async () => { if (skip) return; kube = await startKube(); s3 = await startS3(); await s3.createBucket('backups'); });
-after(async () => { await s3?.stop(); await kube?.stop(); });
+before(async () => { if (skip) return; s3 = await startS3(); await s3.createBucket('backups'); });
+after(async () => { await s3?.stop(); });
 
 function backupFiles(stanza: string, extra: Record<string, unknown> = {}): Record<string, string> {
   return {
@@ -88,7 +85,7 @@ const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i)
 
 test('archive from bootstrap, full + incremental backups, PITR to a time between two batches, failover without a WAL gap', { skip }, async (t) => {
   const stanza = `pitr${Date.now() % 100000}`;
-  const c = await Cluster.start(kube, { files: backupFiles(stanza) });
+  const c = await Cluster.start(kube(), { files: backupFiles(stanza) });
   try {
     const p = await c.waitForPrimary(90_000);
     await c.waitForReplicas(p, 2, 120_000);
@@ -134,7 +131,7 @@ test('archive from bootstrap, full + incremental backups, PITR to a time between
 
 test('a stopped S3 server: archiving fails visibly (status, metrics) while postgres keeps serving, and catches up when it returns', { skip }, async (t) => {
   const stanza = `outage${Date.now() % 100000}`;
-  const c = await Cluster.start(kube, { files: backupFiles(stanza), members: 1 });
+  const c = await Cluster.start(kube(), { files: backupFiles(stanza), members: 1 });
   try {
     const p = await c.waitForPrimary(90_000);
     await c.waitFor('WAL archived', async () => { await c.sql(p, 'select pg_switch_wal()'); return (await c.status(p))?.backup?.archive?.lastArchivedWal; }, 120_000, 1_000);
@@ -163,7 +160,7 @@ test('a stopped S3 server: archiving fails visibly (status, metrics) while postg
 
 test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the rows before it, and archives to its own stanza', { skip }, async (t) => {
   const src = `src${Date.now() % 100000}`, dst = `dst${Date.now() % 100000}`;
-  const a = await Cluster.start(kube, { files: backupFiles(src), members: 1 });
+  const a = await Cluster.start(kube(), { files: backupFiles(src), members: 1 });
   let target = '';
   try {
     const p = await a.waitForPrimary(90_000);
@@ -184,7 +181,7 @@ test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the r
   }
   const restore = { 'restore.json': JSON.stringify({ stanza: src, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${src}`, uriStyle: 'path', caFile: s3.caFile }, target: { type: 'time', value: target } }), 'restore/s3-key': s3.key, 'restore/s3-key-secret': s3.secret };
   const t0 = Date.now();
-  const b = await Cluster.start(kube, { files: { ...backupFiles(dst), ...restore }, members: 2 });
+  const b = await Cluster.start(kube(), { files: { ...backupFiles(dst), ...restore }, members: 2 });
   try {
     const p = await b.waitForPrimary(300_000);
     fig(t, 'restored cluster: primary writable after', Date.now() - t0);
@@ -205,7 +202,7 @@ test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the r
 
 test('scheduled backups: each scheduled minute runs once (recorded on the lease), retention keeps the newest two', { skip }, async (t) => {
   const stanza = `sched${Date.now() % 100000}`;
-  const c = await Cluster.start(kube, { files: backupFiles(stanza, { schedule: { full: '* * * * *' }, retention: { full: 2 } }), members: 1 });
+  const c = await Cluster.start(kube(), { files: backupFiles(stanza, { schedule: { full: '* * * * *' }, retention: { full: 2 } }), members: 1 });
   try {
     const p = await c.waitForPrimary(90_000);
     const seen = new Map<number, string>();

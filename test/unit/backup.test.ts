@@ -78,23 +78,21 @@ test('pgbackrest.conf holds no secret; the secrets file does; archive_command na
   assert.equal(a.archive_command, "pgbackrest '--config=/etc/pgbr.conf' '--config-include-path=/run/pgbr' '--stanza=pg' archive-push %p");
 });
 
-test('schedule: due once per scheduled time, full before the lesser types, a run whose member died runs again', () => {
+test('schedule: due once per scheduled time, full before the lesser types, a run a former primary left running runs again', () => {
   const p: string[] = [];
   const b = loadBackup('/c', '/s', 'pg', files({ '/c/backup.json': JSON.stringify(good), ...secrets }), p)!;
   const sunday = T('2026-11-29T01:00:00Z');
   const now = sunday + 5 * 60_000;
-  const none = () => false;
-  const d = dueBackup(b, {}, now, 'm0', none)!;
+  const d = dueBackup(b, {}, now, 'm0')!;
   assert.equal(d.type, 'full'); assert.equal(d.at, sunday);
-  assert.equal(dueBackup(b, {}, sunday + 2 * 3_600_000, 'm0', none), null, 'no backlog from before any run was recorded');
+  assert.equal(dueBackup(b, {}, sunday + 2 * 3_600_000, 'm0'), null, 'no backlog from before any run was recorded');
   let rec = recordRun({}, b, 'full', sunday, 'm0', 'running', now);
-  assert.equal(dueBackup(b, rec, now, 'm0', () => true), null, 'running: not again');
-  assert.equal(dueBackup(b, rec, now, 'm1', (m) => m === 'm0'), null, 'm0 still runs it');
-  assert.equal(dueBackup(b, rec, now, 'm1', none)?.type, 'full', 'm0 is gone: m1 runs it again');
+  assert.equal(dueBackup(b, rec, now, 'm0'), null, 'our own run in progress: not again');
+  assert.equal(dueBackup(b, rec, now, 'm1')?.type, 'full', 'm1 is primary now: the run m0 left running runs again');
   rec = recordRun(rec, b, 'full', sunday, 'm0', 'done', now);
-  assert.equal(dueBackup(b, rec, now, 'm0', none), null);
+  assert.equal(dueBackup(b, rec, now, 'm0'), null);
   const monday = T('2026-11-30T01:00:00Z');
-  assert.deepEqual(dueBackup(b, rec, monday + 1_000, 'm0', none)?.type, 'incr');
+  assert.deepEqual(dueBackup(b, rec, monday + 1_000, 'm0')?.type, 'incr');
   assert.deepEqual(parseBackupRecord(JSON.stringify(rec)), rec);
   assert.deepEqual(parseBackupRecord('{bad'), {});
 });
