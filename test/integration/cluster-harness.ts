@@ -4,7 +4,7 @@
 // API server (no kubelet: they stay Pending) stand for the members; the autopilot patches their
 // labels and annotations as it would in a cluster.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, chownSync, rmSync, createWriteStream, writeFileSync, readFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, chownSync, rmSync, createWriteStream, writeFileSync, readFileSync, readdirSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -337,8 +337,23 @@ export class Cluster {
       await m.proxy.close();
       if (m.cgroup) await removeCgroup(m.cgroup);
     }
-    if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
+    // In a pod every process dies with the container; here a daemonized helper (pgBackRest's
+    // asynchronous archive-push, retrying a store that is down) outlives its member: kill whatever
+    // still runs with this cluster's directory on its command line, as the container's end would.
+    for (const pid of processesMentioning(this.dir)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
+}
+
+/** PIDs of processes whose command line contains `text` (read from /proc; this process excluded). */
+function processesMentioning(text: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    const pid = Number(d);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try { if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text)) out.push(pid); } catch { /* exited */ }
+  }
+  return out;
 }
 
 export { startKube };
