@@ -517,31 +517,7 @@ timeoutSeconds: {{ .p.timeoutSeconds }}
 failureThreshold: {{ .p.failureThreshold }}
 {{- end -}}
 
-{{/* postgres.containerSecurityContext: the restricted container security context every container
-of the chart runs with. */}}
-{{- define "postgres.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 999
-runAsGroup: 999
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
-
-{{/* postgres.podSecurityContext: the restricted pod security context (uid/gid/fsGroup 999, the
-image's postgres user). */}}
-{{- define "postgres.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 999
-runAsGroup: 999
-fsGroup: 999
-fsGroupChangePolicy: OnRootMismatch
-seccompProfile:
-  type: RuntimeDefault
-{{- end -}}
+{{/* postgres.containerSecurityContext, postgres.podSecurityContext: in _security.tpl. */}}
 
 {{/* postgres.pvcSpec: the spec of one volumeClaimTemplate. Call with
 (dict "size" ... "storageClass" ... "p" .Values.persistence). */}}
