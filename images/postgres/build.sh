@@ -15,8 +15,9 @@
 # The last line printed for each image is its archive path; the postgres image size is printed.
 #
 # Environment: IMAGE (default lab.local/pg-autopilot/postgres), TAG (default: the chart's
-# appVersion), PG_MAJOR (17), BASE_DATE, DEBIAN_MIRROR / DEBIAN_SECURITY_MIRROR (default: the
-# host's apt sources), IMPORT=1 to also import into containerd's k8s.io namespace.
+# appVersion, its -pgNN from PG_MAJOR), PG_MAJOR (17), BASE_DATE, DEBIAN_MIRROR /
+# DEBIAN_SECURITY_MIRROR (default: the host's apt sources), IMPORT=1 to also import into
+# containerd's k8s.io namespace.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 CACHE=${PGA_CACHE:-$HOME/.cache/pg-autopilot}; OUT=$CACHE/images
@@ -28,7 +29,9 @@ bh() { buildah ${STORAGE_DRIVER:+--storage-driver "$STORAGE_DRIVER" --root "/var
 PG_MAJOR=${PG_MAJOR:-17}
 SUITE=trixie
 IMAGE=${IMAGE:-lab.local/pg-autopilot/postgres}
-TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/postgres/Chart.yaml")}
+# The default tag is the chart's appVersion with its "-pgNN" suffix naming the PostgreSQL major
+# actually built (PG_MAJOR=16 → 0.1.0-pg16), so a tag never claims another major than it holds.
+TAG=${TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$ROOT/charts/postgres/Chart.yaml" | sed 's/-pg[0-9]*$//')-pg$PG_MAJOR}
 BASE_DATE=${BASE_DATE:-$(date -u +%G-W%V)}
 log() { printf '[images] %s\n' "$*" >&2; }
 now() { date +%s; }

@@ -3,7 +3,7 @@
 # `helm template` renders it, against real PostgreSQL: a primary on 127.0.0.1 and a streaming
 # replica on 127.0.0.2 (same port, as the two Services would be), with the env of the rendered pod
 # and the host names swapped for these addresses. Scenarios:
-#   pass          healthy cluster: writes through rw, reads back through ro, deletes its row
+#   pass          healthy cluster: writes through rw, reads back through ro, drops its table
 #   catch-up      replica replay paused for a few seconds: the read-back retries, then passes
 #   lagging       replica paused for good: fails at the deadline (tests.timeoutSeconds), naming it
 #   ro-primary    the read-only host is the primary: fails (replica=false)
@@ -127,7 +127,10 @@ secs() { date +%s; }
 echo "       cluster up after $(( $(secs) - START )) s"
 t0=$(secs); rc=$(run pass pod); t1=$(secs)
 expect pass "$rc" 0 'helm test: read back from a replica'
-[ "$(primary_sql "SELECT count(*) FROM pga_helm_test")" = 0 ] || { echo "  FAIL pass: the test row was not deleted"; failures=$((failures + 1)); }
+# No run leaves a table behind (pass or fail): the tables of the test, pga_helm_test_<id>, are dropped.
+leftovers() { primary_sql "SELECT coalesce(string_agg(tablename, ' '), '') FROM pg_tables WHERE tablename LIKE 'pga_helm_test%'"; }
+[ -z "$(leftovers)" ] || { echo "  FAIL pass: tables left behind: $(leftovers)"; failures=$((failures + 1)); }
+grep -qE 'helm test: dropped pga_helm_test_pass[0-9]+$' "$WORK/pass.out" || { echo "  FAIL pass: it did not say it dropped its table"; sed 's/^/       | /' "$WORK/pass.out"; failures=$((failures + 1)); }
 echo "       healthy run: $((t1 - t0)) s"
 
 # The replica stops replaying: the read-back must wait for it, and pass once it resumes.
@@ -157,6 +160,7 @@ expect rw-replica "$(cat "$WORK/rw-replica.rc")" 1 'FAIL: write through the read
 expect bad-password "$(cat "$WORK/bad-password.rc")" 1 'FAIL: write through the read-write Service: no success within 10s; .*password authentication failed'
 expect one-member "$(cat "$WORK/one-member.rc")" 0 'one member: no replica, read-only check skipped'
 if [ $((t1 - t0)) -gt 40 ]; then echo "  FAIL the 10 s deadline did not bound the failing runs: $((t1 - t0)) s"; failures=$((failures + 1)); fi
+[ -z "$(leftovers)" ] || { echo "  FAIL tables left behind by the failing runs: $(leftovers)"; failures=$((failures + 1)); }
 echo "       failing runs with a 10 s deadline ended after $((t1 - t0)) s"
 
 [ "$failures" = 0 ] || { echo "helm-test-pod: $failures scenario(s) failed"; exit 1; }

@@ -10,7 +10,10 @@
 #   4. the PrometheusRule's alerts: `promtool check rules` and `promtool test rules` on
 #      synthetic series (test/chart/alerts.sh, test/chart/alerts.test.yaml)
 #   5. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
-#   6. the README's values table, the @param comments, values.yaml and values.schema.json agree
+#   6. the README's and the chart README's values tables, the @param comments, values.yaml and
+#      values.schema.json agree; Chart.yaml's metadata (Artifact Hub images, license, PostgreSQL
+#      major) agrees with the values and the image build (test/chart/chart-metadata.mjs); the
+#      packaged .tgz lints and `helm show readme` prints the chart README (test/chart/package.sh)
 #   7. every example in docs/chart.md and docs/backup.md is the ci file it names; the commands of
 #      the README's quick start and of docs/chart.md name objects, keys and labels the chart really
 #      renders; backup.json as rendered is accepted by the entrypoint's parser
@@ -151,7 +154,8 @@ rejects() {
 for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejects "$f"; done
 
 echo "chart: docs"
-check "README values table matches values.yaml" node test/chart/values-table.mjs --check
+check "README and chart README values tables, Chart.yaml metadata match values.yaml" node test/chart/values-table.mjs --check
+check "the packaged chart: lint, helm show readme, annotations, no tests in the .tgz" bash test/chart/package.sh
 check "docs/chart.md and docs/backup.md examples are the ci files" node test/chart/doc-examples.mjs
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
 

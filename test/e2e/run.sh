@@ -3,8 +3,9 @@
 #
 #   test/e2e/run.sh [full|smoke]        (npm run test:e2e -- smoke)
 #
-# smoke: install with defaults → 3 Ready, exactly one primary, helm test, write through the rw
-#        Service / read through the ro one, one failover (primary pod deleted), rows compared.
+# smoke: install the packaged chart (helm package → .tgz) with defaults → 3 Ready, exactly one
+#        primary, helm test (its pod and table gone after), write through the rw Service / read
+#        through the ro one, one failover (primary pod deleted), rows compared.
 # full:  smoke's install, then chaos, each step followed by a health check of the whole cluster:
 #        helm upgrade turning on synchronous replication + changing a parameter (rolling restart),
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
@@ -51,6 +52,12 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 bash "$ROOT/test/lab/lab.sh" images
 IMAGE_ARGS=(--set image.registry=lab.local --set image.repository=pg-autopilot/postgres --set "image.tag=$TAG" --set image.pullPolicy=IfNotPresent)
+# The chart as users install it: the packaged .tgz (.helmignore applied, README.md inside), not
+# the directory. Every install and upgrade below uses it.
+mkdir -p "$W/chart"
+"$HELM" package "$ROOT/charts/postgres" --destination "$W/chart" >/dev/null
+CHART_TGZ=$(ls "$W"/chart/postgres-*.tgz)
+log "chart packaged: $(basename "$CHART_TGZ")"
 
 # ------------------------------------------------------------------ helpers (release in $NS/$REL)
 k() { "$KUBECTL" -n "$NS" "$@"; }
@@ -201,7 +208,7 @@ wait_write_error() {
   for _ in $(seq 75); do awk -v f="$1" '$1 >= f && $2 == "err" {found=1} END {exit !found}' "$WRITES" && return 0; sleep 0.2; done
   fail "the writer saw no failed write within 15 s of the disruption"
 }
-upgrade() { "$HELM" upgrade "$REL" "$ROOT/charts/postgres" -n "$NS" --reuse-values "$@" >/dev/null; }
+upgrade() { "$HELM" upgrade "$REL" "$CHART_TGZ" -n "$NS" --reuse-values "$@" >/dev/null; }
 lease_failovers() { k get lease "$(fullname)-leader" -o jsonpath='{.metadata.annotations.pg-autopilot\.io/failovers}' 2>/dev/null || true; }
 # The rolling restart must restart the primary last and hand its role over by switchover (the
 # Lease's failover count does not move). The worst case is made on purpose: the primary is first
@@ -266,7 +273,7 @@ evictions_limited_by_pdb() {
 
 # ------------------------------------------------------------------ install
 install() { # extra helm args...
-  "$HELM" install "$REL" "$ROOT/charts/postgres" -n "$NS" --create-namespace "${IMAGE_ARGS[@]}" "$@" >/dev/null
+  "$HELM" install "$REL" "$CHART_TGZ" -n "$NS" --create-namespace "${IMAGE_ARGS[@]}" "$@" >/dev/null
 }
 "$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault --ignore-not-found --wait=true >/dev/null 2>&1 || true
 log "helm install $REL (defaults) in $NS"
@@ -281,6 +288,13 @@ log "helm test"
 t=$(date +%s)
 "$HELM" test "$REL" -n "$NS" --timeout 5m > "$W/helm-test.log" 2>&1 || { cat "$W/helm-test.log" >&2; fail "helm test"; }
 echo "helm test: $(( $(date +%s) - t ))s" >> "$W/install.txt"
+# helm test cleans up after itself: a passing pod is deleted (hook-succeeded), its table dropped.
+if k get pod "$(fullname)-test" >/dev/null 2>&1; then
+  k wait --for=delete pod "$(fullname)-test" --timeout=60s >/dev/null 2>&1 \
+    || check_failed "helm test: the test pod $(fullname)-test is still there after a passing run"
+fi
+left=$(member_sql "$(primary)" "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pga_helm_test%'")
+[ "$left" = 0 ] || check_failed "helm test left tables behind in database app: $left pga_helm_test_* table(s)"
 start_writer
 
 if [ "$MODE" = smoke ]; then

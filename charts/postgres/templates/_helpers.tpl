@@ -61,11 +61,13 @@ helm.sh/chart: {{ include "postgres.chart" . }}
 {{- end -}}
 
 {{/* postgres.imageRef: renders an image reference from {registry, repository, tag, digest}:
-[registry/]repository[:tag][@digest]. Call with (dict "image" .Values.image "defaultTag" "x"). */}}
+[registry/]repository[:tag][@digest]; global.imageRegistry, when set, replaces the image's registry
+(as in Bitnami's charts). Call with (dict "image" .Values.image "defaultTag" "x" "global" .Values.global). */}}
 {{- define "postgres.imageRef" -}}
 {{- $img := .image -}}
 {{- $ref := $img.repository -}}
-{{- if $img.registry }}{{ $ref = printf "%s/%s" $img.registry $ref }}{{ end -}}
+{{- $registry := default $img.registry (dig "imageRegistry" "" (default dict .global)) -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end -}}
 {{- $tag := default .defaultTag $img.tag -}}
 {{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end -}}
 {{- if $img.digest }}{{ $ref = printf "%s@%s" $ref $img.digest }}{{ end -}}
@@ -74,7 +76,30 @@ helm.sh/chart: {{ include "postgres.chart" . }}
 
 {{/* postgres.image: the PostgreSQL + autopilot image (the member container and the test pod). */}}
 {{- define "postgres.image" -}}
-{{- include "postgres.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
+{{- include "postgres.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion "global" .Values.global) -}}
+{{- end -}}
+
+{{/* postgres.metricsImage: the postgres_exporter sidecar's image (global.imageRegistry applies). */}}
+{{- define "postgres.metricsImage" -}}
+{{- include "postgres.imageRef" (dict "image" .Values.metrics.image "defaultTag" "" "global" .Values.global) -}}
+{{- end -}}
+
+{{/* postgres.imagePullSecrets: global.imagePullSecrets (names or {name}) then imagePullSecrets, as a
+YAML list of {name}, each name once; empty when there are none. */}}
+{{- define "postgres.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range (concat (dig "imagePullSecrets" list (default dict .Values.global)) .Values.imagePullSecrets) -}}
+{{- if kindIs "string" . }}{{ $names = append $names . }}{{ else }}{{ $names = append $names .name }}{{ end -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range ($names | compact | uniq) }}{{ $out = append $out (dict "name" .) }}{{ end -}}
+{{- if $out }}{{ toYaml $out }}{{ end -}}
+{{- end -}}
+
+{{/* postgres.storageClass: the StorageClass of one volume: global.storageClass when set (as in
+Bitnami's charts), else the given per-volume value. Call with (dict "root" $ "storageClass" x). */}}
+{{- define "postgres.storageClass" -}}
+{{- default .storageClass (dig "storageClass" "" (default dict .root.Values.global)) -}}
 {{- end -}}
 
 {{/* postgres.serviceAccountName: the ServiceAccount the members run as. */}}
@@ -472,9 +497,13 @@ fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts.
       {{- end }}
 {{- end -}}
 
-{{/* postgres.affinity: pod anti-affinity between members over podAntiAffinityTopologyKey:
-preferred (soft, the default: a small cluster still schedules) or required (hard). */}}
+{{/* postgres.affinity: the affinity value as it is when set (a full override); else pod
+anti-affinity between members over podAntiAffinityTopologyKey: preferred (soft, the default: a
+small cluster still schedules) or required (hard). */}}
 {{- define "postgres.affinity" -}}
+{{- if .Values.affinity -}}
+{{- toYaml .Values.affinity -}}
+{{- else -}}
 podAntiAffinity:
   {{- if eq .Values.podAntiAffinity "hard" }}
   requiredDuringSchedulingIgnoredDuringExecution:
@@ -491,6 +520,7 @@ podAntiAffinity:
           matchLabels:
             {{- include "postgres.selectorLabels" . | nindent 12 }}
   {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* postgres.topologySpreadConstraints: topologySpreadConstraints, each defaulting its
