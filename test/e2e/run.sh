@@ -9,7 +9,8 @@
 # full:  smoke's install, then chaos, each step followed by a health check of the whole cluster:
 #        helm upgrade turning on synchronous replication + changing a parameter (rolling restart),
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
-#        an eviction the PDB must limit; then a release with persistence disabled and one in Vault
+#        an eviction the PDB must limit, the rw Service turned LoadBalancer and written through its
+#        node port from the host; then a release with persistence disabled and one in Vault
 #        mode (credential files at the injector's paths).
 # A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
 # each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
@@ -257,6 +258,30 @@ check_upgrade() {
   log "  work_mem=8MB on every member; synchronous_standby_names = $v; primary now $(primary)"
 }
 scale() { log "  helm upgrade: replicas=$1"; upgrade --set "replicas=$1"; }
+# The read-write Service turned LoadBalancer with the node's address as its only source range. No
+# load balancer controller runs in the lab, so its node port is the way in: a client on the host (not
+# a labelled pod of the namespace) writes through it. The chart must also set externalTrafficPolicy
+# Local and admit the range in the NetworkPolicy (ipBlock); the lab's bridge CNI does not enforce
+# NetworkPolicy, so the policy is checked as the API holds it.
+expose_loadbalancer() {
+  local node_ip port cidrs out=""
+  node_ip=$("$KUBECTL" get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+  log "  helm upgrade: service.rw.type=LoadBalancer, service.rw.loadBalancerSourceRanges={$node_ip/32}"
+  upgrade --set service.rw.type=LoadBalancer --set "service.rw.loadBalancerSourceRanges={$node_ip/32}"
+  [ "$(k get svc "$(fullname)-rw" -o jsonpath='{.spec.externalTrafficPolicy}')" = Local ] \
+    || fail "the LoadBalancer rw Service has externalTrafficPolicy '$(k get svc "$(fullname)-rw" -o jsonpath='{.spec.externalTrafficPolicy}')', expected Local"
+  cidrs=$(k get networkpolicy "$(fullname)" -o jsonpath='{.spec.ingress[*].from[*].ipBlock.cidr}')
+  [[ " $cidrs " == *" $node_ip/32 "* ]] || fail "the NetworkPolicy does not admit $node_ip/32 on 5432 (ipBlocks: [$cidrs])"
+  port=$(k get svc "$(fullname)-rw" -o jsonpath='{.spec.ports[0].nodePort}')
+  for _ in $(seq 60); do
+    out=$(PGPASSWORD=$(app_password) PGCONNECT_TIMEOUT=2 psql -X -q -h "$node_ip" -p "$port" -U app -d app -v ON_ERROR_STOP=1 \
+      -Atc "INSERT INTO e2e_health (token) VALUES ('lb-$(date +%s%N)') RETURNING pg_is_in_recovery()" 2>&1) && [ "$out" = f ] && break
+    sleep 0.5
+  done
+  [ "$out" = f ] || fail "no write to the primary through the rw LoadBalancer's node port $node_ip:$port: $out"
+  log "  wrote to the primary through $node_ip:$port (the rw LoadBalancer's node port)"
+  echo "rw LoadBalancer (source range $node_ip/32): written through node port $node_ip:$port" >> "$W/install.txt"
+}
 evict() { # POD → HTTP status of the eviction
   printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"%s"}}' "$1" "$NS" > "$W/eviction.json"
   if out=$("$KUBECTL" create --raw "/api/v1/namespaces/$NS/pods/$1/eviction" -f "$W/eviction.json" 2>&1); then echo 201; else
@@ -309,6 +334,7 @@ else
   step "scale 5 → 2" 2 scale 2
   step "scale 2 → 3" 3 scale 3
   step "eviction limited by PDB" 3 evictions_limited_by_pdb
+  step "rw as LoadBalancer, written from outside" 3 expose_loadbalancer
   stop_writer
 
   # A release without persistence: members on emptyDir; a deleted primary comes back from a replica.

@@ -281,12 +281,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- if and (not $v.persistence.enabled) (eq $v.persistence.emptyDir.medium "Memory") (not $v.persistence.emptyDir.sizeLimit) -}}
 {{- $errors = append $errors "persistence.emptyDir.medium is Memory but persistence.emptyDir.sizeLimit is empty: a memory-backed data directory needs a size limit" -}}
 {{- end -}}
-{{- if and (ne $v.service.type "NodePort") (ne $v.service.type "LoadBalancer") (or $v.service.nodePorts.readWrite $v.service.nodePorts.readOnly) -}}
-{{- $errors = append $errors (printf "service.nodePorts is set but service.type is %s: node ports need NodePort or LoadBalancer" $v.service.type) -}}
-{{- end -}}
-{{- if and (ne $v.service.type "LoadBalancer") (or $v.service.loadBalancerSourceRanges $v.service.loadBalancerClass) -}}
-{{- $errors = append $errors (printf "service.loadBalancerSourceRanges/loadBalancerClass are set but service.type is %s: they need LoadBalancer" $v.service.type) -}}
-{{- end -}}
+{{- $errors = concat $errors (include "postgres.exposeErrors" . | fromJsonArray) -}}
 {{- if and $v.tls.enabled (not $v.tls.existingSecret) -}}
 {{- $errors = append $errors "tls.enabled is true but tls.existingSecret is empty: name a kubernetes.io/tls Secret (tls.crt, tls.key; ca.crt when tls.includeCA)" -}}
 {{- end -}}
