@@ -15,6 +15,8 @@
 #      the README's quick start and of docs/chart.md name objects, keys and labels the chart really
 #      renders; backup.json as rendered is accepted by the entrypoint's parser
 #      (test/chart/backup-contract.mjs, builds dist/ when it is missing or stale)
+#      and the chart's postgresql.parameters list (templates/_parameters-list.tpl) is the entrypoint's
+#      (scripts/core/parameters.ts): same entries, same refusals in the same words (test/chart/parameters.mjs)
 #   8. a real kube-apiserver (test/chart/apiserver.sh): `kubectl apply --dry-run=server` of every
 #      rendering into namespaces enforcing the restricted Pod Security Standard, with the CRDs
 #      installed (any warning fails); install, upgrade (passwords kept), uninstall (Secret kept)
@@ -157,6 +159,7 @@ check "README quick start and docs/chart.md commands name real objects" node tes
 
 echo "chart: the entrypoint reads what the chart renders"
 check "backup.json of the ci files is accepted by loadBackup() as the values say" node test/chart/backup-contract.mjs
+check "postgresql.parameters: the chart refuses what the entrypoint refuses, in its words (scripts/core/parameters.ts)" node test/chart/parameters.mjs --check
 
 echo "chart: against a real kube-apiserver $KUBE_VERSION (restricted namespaces, CRDs installed)"
 check "server-side dry run, install, upgrade keeps the Secret, uninstall" bash test/chart/apiserver.sh "$CRD_SCHEMAS/crds"

@@ -290,6 +290,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- end -}}
 {{- $errors = concat $errors (include "postgres.backupErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "postgres.parameterErrors" . | fromJsonArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
