@@ -11,6 +11,8 @@
 #      synthetic series (test/chart/alerts.sh, test/chart/alerts.test.yaml)
 #   5. bad values (test/chart/bad-values/*.yaml) fail `helm template` with the message they expect
 #   6. the README's values table, the @param comments, values.yaml and values.schema.json agree
+#      and every size the schema types is refused in words by templates/_validate-sizes.tpl
+#      (test/chart/sizes.mjs; a schema pattern would print a raw regular expression)
 #   7. every example in docs/chart.md and docs/backup.md is the ci file it names; the commands of
 #      the README's quick start and of docs/chart.md name objects, keys and labels the chart really
 #      renders; backup.json as rendered is accepted by the entrypoint's parser
@@ -154,6 +156,7 @@ for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejec
 
 echo "chart: docs"
 check "README values table matches values.yaml" node test/chart/values-table.mjs --check
+check "every size in values.schema.json is checked in words (_validate-sizes.tpl)" node test/chart/sizes.mjs
 check "docs/chart.md and docs/backup.md examples are the ci files" node test/chart/doc-examples.mjs
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
 

@@ -229,7 +229,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- end -}}
 {{- $keep := toString $v.replication.maxSlotWalKeepSize -}}
-{{- if and $keep (ne $keep "-1") -}}
+{{- if and $keep (ne $keep "-1") (include "postgres.slotKeepSizeValid" .) -}}
 {{- $keepMB := int64 (include "postgres.walKeepSizeMB" $keep) -}}
 {{- $vol := include "postgres.walVolumeMB" . -}}
 {{- if gt $keepMB 2147483647 -}}
@@ -291,6 +291,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- $errors = concat $errors (include "postgres.backupErrors" . | fromJsonArray) -}}
 {{- $errors = concat $errors (include "postgres.parameterErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "postgres.sizeErrors" . | fromJsonArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
