@@ -22,7 +22,7 @@ others it restricts; postgres.parameterErrors (_parameters.tpl) applies them at 
   {
    "name": "unix_socket_directories",
    "kind": "owned",
-   "because": "the autopilot owns unix_socket_directories: the autopilot talks to postgres over its private socket directory",
+   "because": "the autopilot owns unix_socket_directories: it talks to postgres over its own private socket directory",
    "instead": "remove it",
    "example": "/tmp"
   },
@@ -50,28 +50,28 @@ others it restricts; postgres.parameterErrors (_parameters.tpl) applies them at 
   {
    "name": "config_file",
    "kind": "owned",
-   "because": "the autopilot owns config_file: the autopilot writes postgresql.conf itself",
+   "because": "the autopilot owns config_file: it writes postgresql.conf at every start",
    "instead": "remove it and set parameters in postgresql.parameters",
    "example": "/etc/postgresql.conf"
   },
   {
    "name": "hba_file",
    "kind": "owned",
-   "because": "the autopilot owns hba_file: the autopilot writes pg_hba.conf itself",
+   "because": "the autopilot owns hba_file: it writes pg_hba.conf at every start",
    "instead": "remove it and add rules with postgresql.pgHba",
    "example": "/etc/pg_hba.conf"
   },
   {
    "name": "ident_file",
    "kind": "owned",
-   "because": "the autopilot owns ident_file: the autopilot writes pg_ident.conf itself",
+   "because": "the autopilot owns ident_file: it writes pg_ident.conf at every start",
    "instead": "remove it",
    "example": "/etc/pg_ident.conf"
   },
   {
    "name": "external_pid_file",
    "kind": "owned",
-   "because": "the autopilot owns external_pid_file: the autopilot supervises postgres",
+   "because": "the autopilot owns external_pid_file: it supervises postgres itself",
    "instead": "remove it",
    "example": "/tmp/pg.pid"
   },
@@ -106,7 +106,7 @@ others it restricts; postgres.parameterErrors (_parameters.tpl) applies them at 
   {
    "name": "promote_trigger_file",
    "kind": "owned",
-   "because": "the autopilot owns promote_trigger_file: the autopilot promotes",
+   "because": "the autopilot owns promote_trigger_file: it promotes replicas itself",
    "instead": "remove it",
    "example": "/tmp/promote"
   },
@@ -148,7 +148,7 @@ others it restricts; postgres.parameterErrors (_parameters.tpl) applies them at 
   {
    "name": "logging_collector",
    "kind": "owned",
-   "because": "the autopilot owns logging_collector: logs go to stderr, which the autopilot turns into its own log lines",
+   "because": "the autopilot owns logging_collector: logs go to stderr, which it turns into its own log lines",
    "instead": "remove it",
    "example": "on"
   },
