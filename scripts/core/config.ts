@@ -10,7 +10,7 @@
 
 import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, type LogLevel, type SyncMode } from './config-env.js';
 import { findBinDir, loadBootstrap, loadParameters, readSecret, type BootstrapSpec, type FileReader } from './config-files.js';
-import { validateParameters } from './render.js';
+import { parameterProblems } from './parameters.js';
 import { ConfigError } from './errors.js';
 import { loadBackup, type BackupConfig } from './backup-config.js';
 import { loadRestore, type RestoreConfig } from './restore-config.js';
@@ -195,12 +195,6 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   const cfgDir = e.PGA_CONFIG_DIR ?? '/etc/pg-autopilot';
   const secretsDir = e.PGA_SECRETS_DIR ?? '/etc/pg-autopilot/secrets';
   const parameters = loadParameters(`${cfgDir}/parameters.json`, files, problems);
-  try {
-    validateParameters(parameters);
-  } catch (err) {
-    if (err instanceof ConfigError) problems.push(...err.problems.map((p) => `${cfgDir}/parameters.json: ${p}`));
-    else throw err;
-  }
   let pgHbaExtra = '';
   try {
     pgHbaExtra = files.readFile(`${cfgDir}/pg_hba.conf`) ?? '';
@@ -213,11 +207,8 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   if (backup && restore && backup.repo.endpoint === restore.repo.endpoint && backup.repo.port === restore.repo.port && backup.repo.bucket === restore.repo.bucket && backup.repo.path === restore.repo.path && backup.stanza === restore.stanza) {
     problems.push(`${cfgDir}/restore.json: the restore's source is this cluster's own repository and stanza (${restore.stanza} at ${restore.repo.endpoint}/${restore.repo.bucket}${restore.repo.path}); a restore must never write into the source's archive. Fix: give backup.stanza or backup.s3.path another value`);
   }
-  if (backup) {
-    for (const k of ['archive_mode', 'archive_command', 'archive_library', 'restore_command']) {
-      if (k in parameters) problems.push(`${cfgDir}/parameters.json: ${k} is set by the autopilot when backups are on (pgBackRest archives and restores WAL). Fix: remove postgresql.parameters.${k}`);
-    }
-  }
+  // the one list of owned and refused parameters (parameters.ts), as the chart checks it too
+  problems.push(...parameterProblems(parameters, backup !== null).map((p) => `${cfgDir}/parameters.json: ${p}`));
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
     if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);

@@ -8,6 +8,7 @@
 import { archiveParameters } from './backup.js';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { parameterProblems } from './parameters.js';
 
 export interface DynamicConf {
   /** null → we are primary / no upstream */
@@ -86,113 +87,11 @@ function pgpassField(v: string): string {
 // ---------------------------------------------------------------------------------------------
 // user parameters
 
-/** Set by the entrypoint, not by users: refused in parameters.json. */
-const MANAGED: Record<string, string> = {
-  port: 'set from PGA_PG_PORT',
-  listen_addresses: "the entrypoint listens on all addresses ('*'); restrict clients with pg_hba rules or the NetworkPolicy",
-  unix_socket_directories: 'set to PGA_RUN_DIR (the autopilot talks to postgres over that socket)',
-  unix_socket_permissions: 'the socket is private to the postgres user (0700): the superuser logs in over it without a password',
-  unix_socket_group: 'the socket is private to the postgres user',
-  data_directory: 'set from PGA_DATA_DIR',
-  config_file: 'the entrypoint writes postgresql.conf itself',
-  hba_file: 'the entrypoint writes pg_hba.conf itself (add rules with postgresql.pgHba)',
-  ident_file: 'the entrypoint writes pg_ident.conf itself',
-  external_pid_file: 'postgres is supervised by the entrypoint',
-  primary_conninfo: 'managed by the autopilot (follows the current primary)',
-  primary_slot_name: 'managed by the autopilot (one physical slot per member)',
-  synchronous_standby_names: 'managed by the autopilot (PGA_SYNC_MODE / PGA_SYNC_COUNT)',
-  recovery_target_timeline: "must be 'latest' to follow failovers",
-  recovery_target: 'point-in-time recovery targets would stop a replica from following the primary',
-  recovery_target_lsn: 'point-in-time recovery targets would stop a replica from following the primary',
-  recovery_target_name: 'point-in-time recovery targets would stop a replica from following the primary',
-  recovery_target_time: 'point-in-time recovery targets would stop a replica from following the primary',
-  recovery_target_xid: 'point-in-time recovery targets would stop a replica from following the primary',
-  recovery_target_action: 'point-in-time recovery targets would stop a replica from following the primary',
-  promote_trigger_file: 'promotion is done by the autopilot',
-  hot_standby: 'must be on: replicas serve reads and the autopilot queries them',
-  ssl: 'set from PGA_TLS_CERT_FILE / PGA_TLS_KEY_FILE',
-  ssl_cert_file: 'set from PGA_TLS_CERT_FILE',
-  ssl_key_file: 'set from PGA_TLS_KEY_FILE',
-  ssl_ca_file: 'set from PGA_TLS_CA_FILE',
-  logging_collector: 'logs go to stderr, which the entrypoint turns into its own log lines',
-  include: 'include directives are not supported in parameters',
-  include_dir: 'include directives are not supported in parameters',
-  include_if_exists: 'include directives are not supported in parameters',
-};
-
-function pgBool(v: string): boolean | null {
-  const s = v.trim().toLowerCase();
-  if (['on', 'true', 'yes', '1', 't', 'y', 'tr', 'tru', 'ye'].includes(s)) return true;
-  if (['off', 'false', 'no', '0', 'f', 'n', 'of', 'fa', 'fal', 'fals'].includes(s)) return false;
-  return null;
-}
-
-function pgInt(v: string): number | null {
-  const s = v.trim();
-  return /^-?\d+$/.test(s) ? Number(s) : null;
-}
-
-/** Throws a ConfigError naming every parameter that would break replication or that the
- *  entrypoint manages, and why. */
-export function validateParameters(params: Record<string, string>): void {
-  const problems: string[] = [];
-  const refuse = (name: string, value: string, why: string) =>
-    problems.push(`parameter ${name} = ${JSON.stringify(value)} is refused: ${why}. Fix: remove it from postgresql.parameters${why.includes('accepted') ? ' or use an accepted value' : ''}`);
-  for (const [rawName, value] of Object.entries(params)) {
-    const name = rawName.toLowerCase();
-    const managed = MANAGED[name];
-    if (managed) {
-      refuse(rawName, value, `managed by the entrypoint (${managed})`);
-      continue;
-    }
-    switch (name) {
-      case 'wal_level': {
-        const v = value.trim().toLowerCase();
-        if (v !== 'replica' && v !== 'logical') refuse(rawName, value, "replication needs wal_level replica or logical; accepted: 'replica', 'logical'");
-        break;
-      }
-      case 'max_wal_senders':
-      case 'max_replication_slots': {
-        const n = pgInt(value);
-        if (n === null || n < 10) refuse(rawName, value, `every member streams from the primary and a clone needs two more senders; accepted: an integer of at least 10`);
-        break;
-      }
-      case 'wal_log_hints': {
-        if (pgBool(value) !== true) refuse(rawName, value, 'pg_rewind (rejoining a former primary) needs wal_log_hints on; accepted: on');
-        break;
-      }
-      case 'full_page_writes': {
-        if (pgBool(value) !== true) refuse(rawName, value, 'pg_rewind and base backups need full_page_writes on; accepted: on');
-        break;
-      }
-      case 'password_encryption': {
-        if (value.trim().toLowerCase() !== 'scram-sha-256') refuse(rawName, value, "pg_hba.conf only accepts scram-sha-256 passwords; accepted: 'scram-sha-256'");
-        break;
-      }
-      case 'log_destination': {
-        const parts = value.split(',').map((x) => x.trim().toLowerCase());
-        if (!parts.includes('stderr') || parts.some((p) => p !== 'stderr')) refuse(rawName, value, "logs must go to stderr (no logging collector runs); accepted: 'stderr'");
-        break;
-      }
-      case 'max_slot_wal_keep_size': {
-        // an unparsable value would keep postgres from starting
-        if (!/^\s*(-1|\d+\s*(kB|MB|GB|TB)?)\s*$/.test(value)) refuse(rawName, value, "accepted: -1 (unlimited) or a size such as '2560MB' or '4GB' (no unit: MB)");
-        break;
-      }
-      case 'archive_mode': {
-        const v = value.trim().toLowerCase();
-        const on = v === 'always' || pgBool(v) === true;
-        const cmd = (params['archive_command'] ?? '').trim();
-        const lib = (params['archive_library'] ?? '').trim();
-        if (on && cmd === '' && lib === '') refuse(rawName, value, 'archive_mode on without archive_command or archive_library makes WAL pile up until the disk is full; accepted: set archive_command (or archive_library) too, or leave archive_mode off');
-        break;
-      }
-      case 'hot_standby_feedback':
-      case 'max_connections':
-      default:
-        if (/[\n\r\0]/.test(value)) refuse(rawName, value, 'values cannot contain newlines or NUL characters');
-    }
-  }
+/** Throws a ConfigError naming every parameter the autopilot owns or refuses (scripts/core/
+ *  parameters.ts, the list the chart checks too), with why and what to do instead. `backupOn`:
+ *  backups are configured, so the archive settings are the autopilot's. */
+export function validateParameters(params: Record<string, string>, backupOn = false): void {
+  const problems = parameterProblems(params, backupOn);
   if (problems.length) throw new ConfigError(problems);
 }
 
@@ -227,7 +126,7 @@ function defaults(cfg: Config): [string, string][] {
 }
 
 export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
-  validateParameters(cfg.parameters);
+  validateParameters(cfg.parameters, cfg.backup !== null && cfg.backup !== undefined);
   const paths = confPaths(cfg);
   const line = (k: string, v: string) => `${k} = ${confQuote(v)}`;
   const out: string[] = [

@@ -13,11 +13,15 @@
 #   6. the README's and the chart README's values tables, the @param comments, values.yaml and
 #      values.schema.json agree; Chart.yaml's metadata (Artifact Hub images, license, PostgreSQL
 #      major) agrees with the values and the image build (test/chart/chart-metadata.mjs); the
-#      packaged .tgz lints and `helm show readme` prints the chart README (test/chart/package.sh)
+#      packaged .tgz lints and `helm show readme` prints the chart README (test/chart/package.sh);
+#      every size the schema types is refused in words by templates/_validate-sizes.tpl
+#      (test/chart/sizes.mjs; a schema pattern would print a raw regular expression)
 #   7. every example in docs/chart.md and docs/backup.md is the ci file it names; the commands of
 #      the README's quick start and of docs/chart.md name objects, keys and labels the chart really
 #      renders; backup.json as rendered is accepted by the entrypoint's parser
 #      (test/chart/backup-contract.mjs, builds dist/ when it is missing or stale)
+#      and the chart's postgresql.parameters list (templates/_parameters-list.tpl) is the entrypoint's
+#      (scripts/core/parameters.ts): same entries, same refusals in the same words (test/chart/parameters.mjs)
 #   8. a real kube-apiserver (test/chart/apiserver.sh): `kubectl apply --dry-run=server` of every
 #      rendering into namespaces enforcing the restricted Pod Security Standard, with the CRDs
 #      installed (any warning fails); install, upgrade (passwords kept), uninstall (Secret kept)
@@ -156,11 +160,13 @@ for f in test/chart/bad-values/*.yaml; do check "rejects $(basename "$f")" rejec
 echo "chart: docs"
 check "README and chart README values tables, Chart.yaml metadata match values.yaml" node test/chart/values-table.mjs --check
 check "the packaged chart: lint, helm show readme, annotations, no tests in the .tgz" bash test/chart/package.sh
+check "every size in values.schema.json is checked in words (_validate-sizes.tpl)" node test/chart/sizes.mjs
 check "docs/chart.md and docs/backup.md examples are the ci files" node test/chart/doc-examples.mjs
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
 
 echo "chart: the entrypoint reads what the chart renders"
 check "backup.json of the ci files is accepted by loadBackup() as the values say" node test/chart/backup-contract.mjs
+check "postgresql.parameters: the chart refuses what the entrypoint refuses, in its words (scripts/core/parameters.ts)" node test/chart/parameters.mjs --check
 
 echo "chart: against a real kube-apiserver $KUBE_VERSION (restricted namespaces, CRDs installed)"
 check "server-side dry run, install, upgrade keeps the Secret, uninstall" bash test/chart/apiserver.sh "$CRD_SCHEMAS/crds"

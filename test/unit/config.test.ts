@@ -325,7 +325,11 @@ describe('loadConfig: mounted files', () => {
     expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"a":' }), /parameters\.json: not valid JSON/);
     expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '[1]' }), /parameters\.json: got \[1\]/);
     expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"work_mem":{"a":1}}' }), /parameter work_mem has value \{"a":1\}/);
-    expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"wal_level":"minimal"}' }), /parameters\.json: parameter wal_level = "minimal" is refused/);
+    expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"wal_level":"minimal"}' }), /parameters\.json: postgresql\.parameters\.wal_level = "minimal" is refused/);
+    // names as PostgreSQL takes them: case-insensitive, refused or accepted alike
+    expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"Wal_Level":"minimal"}' }), /parameters\.json: postgresql\.parameters\.Wal_Level = "minimal" is refused: replication needs wal_level replica or logical/);
+    expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"HOT_STANDBY":false}' }), /postgresql\.parameters\.HOT_STANDBY = "off" is refused: the autopilot owns hot_standby/);
+    expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"TimeZone":"UTC","timezone":"UTC"}' }), /postgresql\.parameters\.timezone = "UTC" is refused: it is the same parameter as TimeZone/);
     expectProblem(() => load({}, { [`${cfgDir}/parameters.json`]: '{"bad name":"1"}' }), /"bad name" is not a valid PostgreSQL parameter name/);
   });
 

@@ -86,14 +86,14 @@ describe('syncStandbyNamesFor', () => {
 describe('validateParameters', () => {
   const refused: [Record<string, string>, RegExp][] = [
     [{ wal_level: 'minimal' }, /wal_level = "minimal" is refused: replication needs wal_level replica or logical/],
-    [{ hot_standby: 'off' }, /hot_standby = "off" is refused: managed by the entrypoint/],
+    [{ hot_standby: 'off' }, /hot_standby = "off" is refused: the autopilot owns hot_standby: it is always on/],
     [{ max_wal_senders: '3' }, /max_wal_senders = "3" is refused: .*at least 10/],
     [{ max_replication_slots: 'x' }, /max_replication_slots = "x" is refused/],
-    [{ port: '5433' }, /port = "5433" is refused: managed by the entrypoint \(set from PGA_PG_PORT\)/],
+    [{ port: '5433' }, /port = "5433" is refused: the autopilot owns port: members listen on 5432.*Instead: remove it/],
     [{ listen_addresses: 'localhost' }, /listen_addresses .* is refused/],
     [{ data_directory: '/x' }, /data_directory .* is refused/],
     [{ hba_file: '/x' }, /hba_file .* is refused/],
-    [{ primary_conninfo: 'host=x' }, /primary_conninfo .* is refused: managed by the entrypoint \(managed by the autopilot/],
+    [{ primary_conninfo: 'host=x' }, /primary_conninfo .* is refused: the autopilot owns primary_conninfo/],
     [{ primary_slot_name: 'x' }, /primary_slot_name .* is refused/],
     [{ synchronous_standby_names: '*' }, /synchronous_standby_names .* is refused/],
     [{ archive_mode: 'on' }, /archive_mode = "on" is refused: archive_mode on without archive_command/],
@@ -103,12 +103,12 @@ describe('validateParameters', () => {
     [{ password_encryption: 'md5' }, /password_encryption = "md5" is refused/],
     [{ logging_collector: 'on' }, /logging_collector .* is refused/],
     [{ log_destination: 'csvlog' }, /log_destination = "csvlog" is refused/],
-    [{ ssl: 'on' }, /ssl .* is refused: managed by the entrypoint \(set from PGA_TLS_CERT_FILE/],
+    [{ ssl: 'on' }, /ssl .* is refused: the autopilot owns ssl: it follows tls.enabled. Instead: remove it and set tls.enabled/],
     [{ recovery_target_time: '2020-01-01' }, /recovery_target_time .* is refused/],
     [{ include: 'x.conf' }, /include .* is refused/],
     [{ WAL_LEVEL: 'minimal' }, /WAL_LEVEL = "minimal" is refused/],
     [{ work_mem: '4MB\nport = 1' }, /work_mem .* newlines/],
-    [{ max_slot_wal_keep_size: 'lots' }, /max_slot_wal_keep_size = "lots" is refused: accepted: -1 \(unlimited\) or a size/],
+    [{ max_slot_wal_keep_size: 'lots' }, /max_slot_wal_keep_size = "lots" is refused: postgres would not start with it. Instead: set -1 \(unlimited\) or a size/],
     [{ max_slot_wal_keep_size: '2Gi' }, /max_slot_wal_keep_size = "2Gi" is refused/],
     [{ max_slot_wal_keep_size: '-5' }, /max_slot_wal_keep_size = "-5" is refused/],
   ];
@@ -116,7 +116,7 @@ describe('validateParameters', () => {
     test(`refused: ${JSON.stringify(params)}`, () => {
       assert.throws(
         () => validateParameters(params),
-        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => re.test(p)) && e.problems.every((p) => /Fix: remove it/.test(p)),
+        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => re.test(p)) && e.problems.every((p) => /^postgresql\.parameters\.\S+ = .* is refused: .+\. Instead: \S/s.test(p)),
       );
     });
   }
@@ -184,6 +184,15 @@ describe('renderPostgresqlConf', () => {
     assert.equal(setting(conf, 'synchronous_standby_names'), `'ANY 1 ("pg-postgres-0", "pg-postgres-2")'`);
   });
 
+  test('mixed-case names (TimeZone, DateStyle) are written as given and win over the defaults, as postgres ignores case', () => {
+    const conf = renderPostgresqlConf(cfg({ parameters: { TimeZone: 'Europe/Paris', DateStyle: 'ISO, DMY' } }), primary);
+    assert.match(conf, /^TimeZone = 'Europe\/Paris'$/m);
+    assert.match(conf, /^DateStyle = 'ISO, DMY'$/m);
+    assert.ok(conf.indexOf("TimeZone = 'Europe/Paris'") > conf.indexOf("timezone = 'UTC'"), 'the user value comes after the default');
+  });
+  test('a mixed-case owned name is refused at render too', () => {
+    assert.throws(() => renderPostgresqlConf(cfg({ parameters: { Hot_Standby: 'off' } }), primary), /Hot_Standby = "off" is refused: the autopilot owns hot_standby/);
+  });
   test('user parameters override defaults but never managed settings; values are quoted', () => {
     const conf = renderPostgresqlConf(cfg({ parameters: { shared_buffers: '1GB', max_wal_senders: '20', wal_keep_size: '1GB', search_path: "\"$user\", public", log_line_prefix: "it's" } }), replica);
     assert.equal(setting(conf, 'shared_buffers'), "'1GB'");

@@ -120,9 +120,7 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- $days := not (kindIs "invalid" $r.fullDays) -}}
 {{- if and $full $days }}{{ $errors = append $errors (printf "backup.retention.full (%v) and backup.retention.fullDays (%v) are both set: pgBackRest keeps full backups by one measure; set backup.retention.full to null to keep them by days" $r.full $r.fullDays) }}{{ end -}}
 {{- if and (not $b.schedule.full) (or $b.schedule.differential $b.schedule.incremental) }}{{ $errors = append $errors "backup.schedule.differential or backup.schedule.incremental is set but backup.schedule.full is empty: they build on a full backup; schedule one" }}{{ end -}}
-{{- range $k := list "archive_mode" "archive_command" "archive_library" "restore_command" -}}
-{{- if hasKey $v.postgresql.parameters $k }}{{ $errors = append $errors (printf "postgresql.parameters.%s is set while backup.enabled is true: the autopilot archives and restores WAL through pgBackRest itself; remove it" $k) }}{{ end -}}
-{{- end -}}
+{{- /* archive_mode, archive_command, archive_library, restore_command: postgres.parameterErrors */ -}}
 {{- if $v.vault.enabled }}{{ $errors = append $errors "backup.enabled with vault.enabled is not supported yet: the repository credentials are projected from backup.s3.existingSecret into PGA_SECRETS_DIR, which is Vault's /vault/secrets here; to use backups, take the credentials from Secrets (vault.enabled false)" }}{{ end -}}
 {{- end -}}
 {{- if eq $v.replication.bootstrapFrom "backup" -}}

@@ -254,7 +254,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- end -}}
 {{- $keep := toString $v.replication.maxSlotWalKeepSize -}}
-{{- if and $keep (ne $keep "-1") -}}
+{{- if and $keep (ne $keep "-1") (include "postgres.slotKeepSizeValid" .) -}}
 {{- $keepMB := int64 (include "postgres.walKeepSizeMB" $keep) -}}
 {{- $vol := include "postgres.walVolumeMB" . -}}
 {{- if gt $keepMB 2147483647 -}}
@@ -310,6 +310,8 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- end -}}
 {{- $errors = concat $errors (include "postgres.backupErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "postgres.parameterErrors" . | fromJsonArray) -}}
+{{- $errors = concat $errors (include "postgres.sizeErrors" . | fromJsonArray) -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
