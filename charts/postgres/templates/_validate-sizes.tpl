@@ -7,6 +7,7 @@ fails when it misses one. */}}
 resources.requests.memory resources.requests.ephemeral-storage resources.limits.memory resources.limits.ephemeral-storage
 persistence.size persistence.wal.size persistence.emptyDir.sizeLimit
 metrics.resources.requests.memory metrics.resources.requests.ephemeral-storage metrics.resources.limits.memory metrics.resources.limits.ephemeral-storage
+tests.resources.requests.memory tests.resources.requests.ephemeral-storage tests.resources.limits.memory tests.resources.limits.ephemeral-storage
 {{- end -}}
 
 {{/* Values that may be empty (empty: no limit / not set). */}}
