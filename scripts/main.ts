@@ -1,6 +1,8 @@
 // `autopilot run`: wiring. config → logger → Kubernetes client → postgres → autopilot → HTTP API.
 // Exits 2 on a configuration error (the message names the variable), 1 on any other fatal error.
+import { existsSync } from 'node:fs';
 import { loadConfig, ConfigError } from './core/config.js';
+import { decideMode, SA_TOKEN_PATH } from './core/mode.js';
 import { nodeFileReader } from './shell/files.js';
 import { createLogger } from './shell/log.js';
 import { createKube, loadConnection } from './shell/kube.js';
@@ -28,6 +30,25 @@ async function withoutResponseGlobal<T>(load: () => Promise<T>): Promise<T> {
 }
 
 export async function run(env: Record<string, string | undefined> = process.env): Promise<void> {
+  // The mode first (core/mode.ts), on the first log line, with its reason. The format and level
+  // are read as given here; their validation comes with the rest of the configuration.
+  const format = env.PGA_LOG_FORMAT === 'text' ? 'text' : 'json';
+  const level = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === env.PGA_LOG_LEVEL) ?? 'info';
+  const early = createLogger({ format, level });
+  let decision;
+  try {
+    decision = decideMode(env, { tokenMounted: existsSync(SA_TOKEN_PATH) });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    early.error('mode refused', { problems: e.problems });
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  early.info('mode selected', { mode: decision.mode, reason: decision.reason });
+  if (decision.mode !== 'kubernetes') {
+    const { runStandalone } = await import('./shell/standalone.js');
+    return runStandalone(decision, env, early, (c) => createLogger({ format: c.logFormat, level: c.logLevel, base: { member: c.podName } }), () => withoutResponseGlobal(() => import('./shell/postgres.js')));
+  }
   let cfg;
   try {
     cfg = loadConfig(env, nodeFileReader);
