@@ -13,7 +13,6 @@
 //   PGA_PRIMARY_HOST, PGA_PRIMARY_PORT   replica mode: the primary to clone and follow
 
 import { readSecret, type FileReader } from './config-files.js';
-import { ConfigError } from './errors.js';
 import type { Mode } from './mode.js';
 
 export const HOST_AUTH_METHODS = ['scram-sha-256', 'md5', 'password', 'trust', 'reject'] as const;
@@ -45,6 +44,8 @@ export interface StandaloneSettings {
   primary: { host: string; port: number } | null;
   /** what was generated because it was not given (names of the variables) */
   generated: string[];
+  /** what is wrong (each line names the variable and the fix); the caller adds loadConfig's and throws */
+  problems: string[];
 }
 
 /** Split a string into words as a POSIX shell would (no expansions): blanks separate words,
@@ -227,6 +228,5 @@ export function standaloneSettings(
   }
   const { scripts, ignored } = classifyInitScripts(names);
 
-  if (problems.length) throw new ConfigError(problems);
-  return { mode, env: out, dataDir, firstStart, database, hostAuthMethod, initdbArgs, initdbDir, scripts, ignored, primary, generated };
+  return { mode, env: out, dataDir, firstStart, database, hostAuthMethod, initdbArgs, initdbDir, scripts, ignored, primary, generated, problems };
 }

@@ -29,7 +29,16 @@ const PROMOTED = 'pga_promoted';
 
 function configure(d: ModeDecision, env: Record<string, string | undefined>): { s: StandaloneSettings; cfg: Config } {
   const s = standaloneSettings(d.mode as StandaloneSettings['mode'], env, nodeFileReader, { hostname: hostname(), randomSecret: () => randomBytes(24).toString('base64url') });
-  const cfg = loadConfig(s.env, nodeFileReader, { standalone: { hostAuthMethod: s.hostAuthMethod, database: s.database, initdbArgs: s.initdbArgs } });
+  // every problem at once: standalone mode's own, then the rest of the configuration's
+  let cfg: Config | null = null;
+  const problems = [...s.problems];
+  try {
+    cfg = loadConfig(s.env, nodeFileReader, { standalone: { hostAuthMethod: s.hostAuthMethod, database: s.database, initdbArgs: s.initdbArgs } });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
+  if (problems.length || !cfg) throw new ConfigError(problems);
   return { s, cfg };
 }
 

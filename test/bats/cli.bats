@@ -144,7 +144,7 @@ teardown() {
 }
 
 @test "run with a bad environment exits 2 and names every bad variable" {
-  run env -i PATH="$PATH" PGA_LOOP_SECONDS=fast PGA_SYNC_MODE=maybe $CLI run
+  run env -i PATH="$PATH" KUBECONFIG=/nonexistent PGA_LOOP_SECONDS=fast PGA_SYNC_MODE=maybe $CLI run
   [ "$status" -eq 2 ]
   [[ "$output" == *"PGA_LOOP_SECONDS"* ]]
   [[ "$output" == *"PGA_SYNC_MODE"* ]]
@@ -157,4 +157,28 @@ teardown() {
     PGA_LEASE_SECONDS=4 PGA_RENEW_DEADLINE_SECONDS=5 PGA_CONFIG_DIR=/nonexistent $CLI run
   [ "$status" -eq 2 ]
   [[ "$output" == *"PGA_RENEW_DEADLINE_SECONDS"* ]]
+}
+
+@test "run outside Kubernetes: the mode on the first line; without a password it refuses as the official image does, with every other bad variable" {
+  run env -i PATH="$PATH" PGDATA=/nonexistent/pgdata PGA_LOOP_SECONDS=fast POSTGRES_HOST_AUTH_METHOD=ident $CLI run
+  [ "$status" -eq 2 ]
+  # the first line of ours (Node < 22 prints its own --expose_wasm warning before it)
+  first="$(printf '%s\n' "${lines[@]}" | grep -v '^Warning: disabling flag' | head -n 1)"
+  [[ "$first" == *'"msg":"mode selected","mode":"standalone"'* ]]
+  [[ "$output" == *"Database is uninitialized and superuser password is not specified"* ]]
+  [[ "$output" == *"POSTGRES_HOST_AUTH_METHOD: got \"ident\""* ]]
+  [[ "$output" == *"PGA_LOOP_SECONDS"* ]]
+}
+
+@test "run with PGA_MODE=kubernetes and no ServiceAccount token exits 2 naming the variable and the fix" {
+  run env -i PATH="$PATH" PGA_MODE=kubernetes $CLI run
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'PGA_MODE is "kubernetes" but no ServiceAccount token'* ]]
+  [[ "$output" == *"Fix:"* ]]
+}
+
+@test "run with PGA_MODE=replica and no primary host exits 2 naming PGA_PRIMARY_HOST" {
+  run env -i PATH="$PATH" PGA_MODE=replica $CLI run
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'PGA_PRIMARY_HOST is not set. Fix: set PGA_PRIMARY_HOST'* ]]
 }

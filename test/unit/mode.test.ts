@@ -21,7 +21,8 @@ function memFiles(files: Record<string, string>): FileReader {
 
 const problemsOf = (fn: () => unknown): string[] => {
   try {
-    fn();
+    const r = fn() as { problems?: string[] };
+    if (r?.problems?.length) return r.problems;
   } catch (e) {
     if (e instanceof ConfigError) return e.problems;
     throw e;
@@ -76,10 +77,11 @@ describe('standaloneSettings', () => {
   const facts = { hostname: 'db-1', randomSecret: () => 'random' };
   const settings = (env: Record<string, string>, files: Record<string, string> = {}, mode: 'standalone' | 'replica' = 'standalone') =>
     standaloneSettings(mode, env, memFiles({ ...BIN, ...files }), facts);
+  const ok = (s: ReturnType<typeof settings>) => (assert.deepEqual(s.problems, []), s);
 
   test('the official variables, with the values the official image accepts', () => {
-    const s = settings({ POSTGRES_USER: 'my user', POSTGRES_PASSWORD: "p'w \"x", POSTGRES_DB: 'my "db\'', POSTGRES_INITDB_ARGS: '--locale-provider=icu --icu-locale="en US"', PGDATA: '/d/' },
-      { '/docker-entrypoint-initdb.d/1.sql': 'x', '/docker-entrypoint-initdb.d/2.sh': 'x' });
+    const s = ok(settings({ POSTGRES_USER: 'my user', POSTGRES_PASSWORD: "p'w \"x", POSTGRES_DB: 'my "db\'', POSTGRES_INITDB_ARGS: '--locale-provider=icu --icu-locale="en US"', PGDATA: '/d/' },
+      { '/docker-entrypoint-initdb.d/1.sql': 'x', '/docker-entrypoint-initdb.d/2.sh': 'x' }));
     assert.equal(s.env.PGA_SUPERUSER, 'my user');
     assert.equal(s.env.PGA_SUPERUSER_PASSWORD, "p'w \"x");
     assert.equal(s.dataDir, '/d');
@@ -100,7 +102,7 @@ describe('standaloneSettings', () => {
     assert.doesNotMatch(hba, /my user/);
   });
   test('*_FILE variants; the user is the database by default', () => {
-    const s = settings({ POSTGRES_USER_FILE: '/run/secrets/u', POSTGRES_PASSWORD_FILE: '/run/secrets/p' }, { '/run/secrets/u': 'alice\n', '/run/secrets/p': 'secret\n' });
+    const s = ok(settings({ POSTGRES_USER_FILE: '/run/secrets/u', POSTGRES_PASSWORD_FILE: '/run/secrets/p' }, { '/run/secrets/u': 'alice\n', '/run/secrets/p': 'secret\n' }));
     assert.equal(s.env.PGA_SUPERUSER, 'alice');
     assert.equal(s.env.PGA_SUPERUSER_PASSWORD, 'secret');
     assert.equal(s.database, 'alice');
@@ -109,8 +111,8 @@ describe('standaloneSettings', () => {
   });
   test('no password on first start is refused, as the official image does; trust or a later start need none', () => {
     assert.deepEqual(problemsOf(() => settings({})), [NO_PASSWORD_MESSAGE]);
-    assert.equal(settings({ POSTGRES_HOST_AUTH_METHOD: 'trust' }).hostAuthMethod, 'trust');
-    assert.equal(settings({}, { '/var/lib/postgresql/data/pgdata/PG_VERSION': '15' }).firstStart, false);
+    assert.equal(ok(settings({ POSTGRES_HOST_AUTH_METHOD: 'trust' })).hostAuthMethod, 'trust');
+    assert.equal(ok(settings({}, { '/var/lib/postgresql/data/pgdata/PG_VERSION': '15' })).firstStart, false);
     assert.equal(settings({ PGA_SUPERUSER_PASSWORD: 'x' }).env.PGA_SUPERUSER_PASSWORD, 'x');
   });
   test('bad values name the variable and the fix', () => {
@@ -124,7 +126,7 @@ describe('standaloneSettings', () => {
     const ps = problemsOf(() => settings({ PGA_PRIMARY_HOST: 'db1', PGA_PRIMARY_PORT: 'x' }, {}, 'replica'));
     assert.match(ps.join('\n'), /PGA_PRIMARY_PORT: got "x"/);
     assert.match(ps.join('\n'), /replica mode needs the replication password/);
-    const s = settings({ PGA_PRIMARY_HOST: 'db1', PGA_REPLICATION_PASSWORD: 'r' }, {}, 'replica');
+    const s = ok(settings({ PGA_PRIMARY_HOST: 'db1', PGA_REPLICATION_PASSWORD: 'r' }, {}, 'replica'));
     assert.deepEqual(s.primary, { host: 'db1', port: 5432 });
     assert.deepEqual(s.scripts, []);
   });
