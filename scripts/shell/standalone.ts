@@ -8,7 +8,7 @@
 // a checkpoint, no recovery at the next start).
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { lsnDiff } from '../core/lsn.js';
@@ -42,7 +42,14 @@ function configure(d: ModeDecision, env: Record<string, string | undefined>): { 
   return { s, cfg };
 }
 
-export async function runStandalone(d: ModeDecision, env: Record<string, string | undefined>, early: Logger, makeLog: (cfg: Config) => Logger, loadPg: () => Promise<PgModule>): Promise<void> {
+export interface StandaloneHooks {
+  makeLog: (cfg: Config) => Logger;
+  loadPg: () => Promise<PgModule>;
+  /** `autopilot run -c NAME=VALUE` (exits 2 on a refused parameter) */
+  applyParams: (cfg: Config) => void;
+}
+
+export async function runStandalone(d: ModeDecision, env: Record<string, string | undefined>, early: Logger, hooks: StandaloneHooks): Promise<void> {
   let s: StandaloneSettings, cfg: Config;
   try {
     ({ s, cfg } = configure(d, env));
@@ -52,12 +59,18 @@ export async function runStandalone(d: ModeDecision, env: Record<string, string 
     process.stderr.write(`${e.problems.length === 1 && e.problems[0]!.startsWith('Error: ') ? e.problems[0] : e.message}\n`);
     process.exit(2);
   }
-  const log = makeLog(cfg);
+  hooks.applyParams(cfg);
+  const log = hooks.makeLog(cfg);
   if (s.generated.length) log.info('generated for this run (not given)', { variables: s.generated, note: 'set them to use replicas or the API\'s POST endpoints' });
   if (s.hostAuthMethod === 'trust') log.warn('POSTGRES_HOST_AUTH_METHOD=trust: every network connection is accepted without a password; not recommended');
-  const { createPostgres, scramVerifier } = await loadPg();
+  const { createPostgres, scramVerifier } = await hooks.loadPg();
   const pg = createPostgres(cfg, log);
   const m = member(cfg, s, pg, log, scramVerifier);
+  if (s.generated.includes('PGA_API_TOKEN')) {
+    // for `autopilot promote` run in the same container (cli.ts reads it when no token is given)
+    mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
+    writeFileSync(`${cfg.runDir}/.pga-api-token`, `${cfg.secrets.apiToken}\n`, { mode: 0o600 });
+  }
   const server = await startHttpApi(m.target, { port: cfg.apiPort, token: cfg.secrets.apiToken, log });
 
   let stopping = false;
@@ -145,9 +158,19 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
     await pg.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${name} WITH REPLICATION LOGIN PASSWORD ${pw}`);
   }
 
+  /** After a promotion (ours, or pg_ctl promote / pg_promote() by hand): a primary from now on. */
+  async function markPromoted(): Promise<void> {
+    writeFileSync(`${cfg.dataDir}/${PROMOTED}`, `${new Date().toISOString()}\n`, { mode: 0o600 });
+    asReplica = false;
+    await pg.writeConfig(dyn(null));
+    await pg.reload();
+    log.warn('promoted: this member is a primary now and no longer follows its primary', { formerPrimary: `${s.primary?.host}:${s.primary?.port}` });
+  }
+
   async function check(): Promise<void> {
     last = await pg.status();
     lastCheck = Date.now();
+    if (asReplica && phase === 'running' && last.accepting && last.inRecovery === false) await markPromoted();
     if (!last.accepting) reason = `postgres is not accepting connections: ${last.error ?? 'unknown'}`;
     else if (last.inRecovery) reason = last.streaming ? `replica streaming from ${last.upstreamHost ?? '?'}` : `replica not streaming: waiting for the primary ${s.primary?.host}:${s.primary?.port}`;
     else reason = 'primary, accepting writes';
@@ -209,10 +232,7 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
       if (!last.inRecovery) return { status: 409, message: 'already a primary: nothing to promote' };
       log.warn('promoting on request: this replica stops following its primary and accepts writes');
       await pg.promote();
-      writeFileSync(`${cfg.dataDir}/${PROMOTED}`, `${new Date().toISOString()}\n`, { mode: 0o600 });
-      asReplica = false;
-      await pg.writeConfig(dyn(null));
-      await pg.reload();
+      await markPromoted();
       await check();
       return { status: 200, message: `${cfg.podName} promoted: it accepts writes and no longer follows ${s.primary?.host}:${s.primary?.port}` };
     },

@@ -1,0 +1,197 @@
+// The image outside Kubernetes (issue 14): the entrypoint started as the image starts it
+// (images/postgres/autopilot run, env only, no Kubernetes API, as the postgres OS user) against
+// Debian's PostgreSQL binaries. Single postgres instances (a primary, and in the last test a
+// replica of it); no kube-apiserver.
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { after, describe, test } from 'node:test';
+import pg from 'pg';
+import { freePort } from './kube-harness.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const LAUNCHER = join(ROOT, 'images/postgres/autopilot');
+const isRoot = process.getuid?.() === 0;
+const ids = isRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) } : null;
+const BIN = execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1']).toString().trim();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const dir = mkdtempSync(join(tmpdir(), 'pga-standalone-'));
+const own = (p: string) => { if (ids) chownSync(p, ids.uid, ids.gid); };
+own(dir);
+const running = new Set<ChildProcess>();
+after(async () => {
+  for (const p of running) p.kill('SIGKILL');
+  await sleep(300);
+  if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+});
+
+function mk(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  own(path);
+  return path;
+}
+function put(path: string, content: string | Buffer, mode = 0o644): void {
+  writeFileSync(path, content, { mode });
+  chmodSync(path, mode);
+  own(path);
+}
+
+interface Instance {
+  proc: ChildProcess;
+  lines: string[];
+  exit: Promise<{ code: number | null; ms: number }>;
+  stderr: () => string;
+}
+
+/** `autopilot <args>` as the image runs it: only the given env (and PATH with PostgreSQL's bin). */
+function launch(env: Record<string, string>, args = ['run']): Instance {
+  const prefix = ids ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
+  const full = { PATH: `${BIN}:/usr/bin:/bin`, AUTOPILOT_NODE: process.execPath, AUTOPILOT_HOME: ROOT, ...env };
+  const proc = spawn(prefix[0] ?? '/bin/sh', [...prefix.slice(1), ...(prefix.length ? ['/bin/sh'] : []), LAUNCHER, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' });
+  running.add(proc);
+  const lines: string[] = [];
+  let err = '';
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    const parts = (buf + d.toString()).split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts.filter((l) => l));
+    if (process.env.PGA_TEST_VERBOSE === '1') process.stderr.write(d);
+  });
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  let killedAt = 0;
+  const origKill = proc.kill.bind(proc);
+  proc.kill = (sig?: NodeJS.Signals | number) => { killedAt = Date.now(); return origKill(sig); };
+  const exit = new Promise<{ code: number | null; ms: number }>((r) => proc.on('exit', (code) => { running.delete(proc); r({ code, ms: killedAt ? Date.now() - killedAt : 0 }); }));
+  return { proc, lines, exit, stderr: () => err };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, inst?: Instance, timeoutMs = 60_000): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) { last = e; }
+    if (inst && inst.proc.exitCode !== null) throw new Error(`exited (${inst.proc.exitCode}) while waiting for ${what}: ${inst.stderr()}\n${inst.lines.slice(-15).join('\n')}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${inst?.lines.slice(-15).join('\n') ?? ''}`);
+    await sleep(200);
+  }
+}
+const http = async (port: number, path: string) => {
+  const { peerRequest } = await import('../../scripts/shell/peers.js');
+  return peerRequest(`http://127.0.0.1:${port}${path}`, { method: 'GET', headers: {}, timeoutMs: 2000 });
+};
+async function query(port: number, user: string, password: string, database: string, sql: string): Promise<Record<string, unknown>[]> {
+  const c = new pg.Client({ host: '127.0.0.1', port, user, password, database, connectionTimeoutMillis: 5000 });
+  c.on('error', () => undefined);
+  await c.connect();
+  try { return (await c.query(sql)).rows as Record<string, unknown>[]; } finally { await c.end().catch(() => undefined); }
+}
+const json = (inst: Instance) => inst.lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return null; } }).filter((x): x is Record<string, unknown> => !!x);
+
+// Values with spaces and quotes, as the official image accepts them (PostgreSQL itself refuses a
+// bootstrap superuser name with quotes, there as here).
+const USER = 'my app user';
+const DB = `my "db" 'x'`;
+const PASSWORD = `pa ss'w"rd \\ $x`;
+
+describe('standalone primary, the official image contract', () => {
+  const base = mk(join(dir, 'primary'));
+  const initdb = mk(join(base, 'initdb.d'));
+  const secrets = mk(join(base, 'secrets'));
+  put(join(secrets, 'pw'), PASSWORD + '\n', 0o600);
+  put(join(secrets, 'user'), USER + '\n', 0o600);
+  const env = (pgPort: number, apiPort: number): Record<string, string> => ({
+    PGDATA: join(base, 'data'), PGA_RUN_DIR: join(base, 'run'), PGA_PG_PORT: String(pgPort), PGA_API_PORT: String(apiPort),
+    PGA_INITDB_DIR: initdb, POSTGRES_USER_FILE: join(secrets, 'user'), POSTGRES_PASSWORD_FILE: join(secrets, 'pw'), POSTGRES_DB: DB,
+    PGA_CONFIG_DIR: join(base, 'config'),
+  });
+  // one script of each kind; each records its name, so order and re-runs are visible
+  put(join(initdb, '10-schema.sql'), 'CREATE TABLE ran (n serial, script text, db text DEFAULT current_database());\nINSERT INTO ran (script) VALUES (\'10-schema.sql\');\n');
+  put(join(initdb, '20-data.sql.gz'), gzipSync("INSERT INTO ran (script) VALUES ('20-data.sql.gz');\n"));
+  put(join(initdb, '30-exec.sh'), '#!/bin/sh\nset -e\npsql -v ON_ERROR_STOP=1 -c "INSERT INTO ran (script) VALUES (\'30-exec.sh\')"\n', 0o755);
+  put(join(initdb, '40-sourced.sh'), 'psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" -c "INSERT INTO ran (script) VALUES (\'40-sourced.sh\')"\n', 0o644);
+  put(join(initdb, 'README.txt'), 'not a script\n');
+  let pgPort = 0, apiPort = 0;
+
+  test('first start: initdb, the init scripts of each kind once in name order, health endpoints; SIGTERM is a fast clean stop', async () => {
+    pgPort = await freePort(); apiPort = await freePort();
+    const a = launch(env(pgPort, apiPort));
+    await waitFor('ready', async () => (await http(apiPort, '/readyz')).status === 200, a);
+    const first = json(a)[0]!;
+    assert.equal(first.msg, 'mode selected');
+    assert.equal(first.mode, 'standalone');
+    assert.match(String(first.reason), /neither a ServiceAccount token/);
+    assert.equal((await http(apiPort, '/healthz')).status, 200);
+    assert.equal((await http(apiPort, '/primary')).status, 200);
+    assert.equal((await http(apiPort, '/replica')).status, 503);
+    const rows = await query(pgPort, USER, PASSWORD, DB, 'SELECT script, db FROM ran ORDER BY n');
+    assert.deepEqual(rows.map((r) => r.script), ['10-schema.sql', '20-data.sql.gz', '30-exec.sh', '40-sourced.sh']);
+    assert.ok(rows.every((r) => r.db === DB));
+    assert.ok(json(a).some((l) => l.msg === 'init script ignored: accepted are *.sh, *.sql, *.sql.gz' && String(l.script).endsWith('README.txt')));
+    assert.ok(json(a).some((l) => l.source === 'postgres'), 'postgres\' own lines are JSON log lines');
+    await assert.rejects(query(pgPort, USER, 'wrong', DB, 'SELECT 1'), /password authentication failed/);
+    a.proc.kill('SIGTERM');
+    const { code, ms } = await a.exit;
+    assert.equal(code, 0);
+    console.log(`# SIGTERM to exit: ${ms} ms`);
+    assert.ok(json(a).some((l) => String(l.msg).includes('database system is shut down')));
+  });
+
+  test('second start: the init scripts do not run again', async () => {
+    const b = launch(env(pgPort, apiPort));
+    await waitFor('ready', async () => (await http(apiPort, '/readyz')).status === 200, b);
+    assert.ok(json(b).some((l) => String(l.msg).startsWith('the data directory is initialised: initdb and the init scripts are skipped')));
+    assert.ok(!json(b).some((l) => l.msg === 'running init script'));
+    assert.equal((await query(pgPort, USER, PASSWORD, DB, 'SELECT count(*)::int AS n FROM ran'))[0]!.n, 4);
+    b.proc.kill('SIGTERM');
+    assert.equal((await b.exit).code, 0);
+  });
+});
+
+describe('refusals', () => {
+  test('no password and no explicit trust on first start: refused as the official image does, nothing created', async () => {
+    const base = mk(join(dir, 'nopw'));
+    const r = launch({ PGDATA: join(base, 'data'), PGA_RUN_DIR: join(base, 'run'), PGA_PG_PORT: String(await freePort()), PGA_API_PORT: String(await freePort()), PGA_INITDB_DIR: join(base, 'none') });
+    const { code } = await r.exit;
+    assert.equal(code, 2);
+    assert.match(r.stderr(), /Database is uninitialized and superuser password is not specified\.[\s\S]*POSTGRES_PASSWORD[\s\S]*POSTGRES_HOST_AUTH_METHOD=trust/);
+    assert.equal(existsSync(join(base, 'data')), false);
+  });
+
+  test('bad environment: every problem named with its fix, exit 2', async () => {
+    const r = launch({ PGA_MODE: 'replica', PGA_RUN_DIR: join(dir, 'x') });
+    assert.equal((await r.exit).code, 2);
+    assert.match(r.stderr(), /PGA_MODE is "replica" but PGA_PRIMARY_HOST is not set\. Fix: set PGA_PRIMARY_HOST/);
+    const k = launch({ PGA_MODE: 'kubernetes' });
+    assert.equal((await k.exit).code, 2);
+    assert.match(k.stderr(), /no ServiceAccount token is mounted at \/var\/run\/secrets\/kubernetes\.io\/serviceaccount\/token and KUBECONFIG is not set\. Fix:/);
+    const base = mk(join(dir, 'badenv'));
+    const b = launch({ PGDATA: join(base, 'data'), POSTGRES_PASSWORD: 'x', POSTGRES_HOST_AUTH_METHOD: 'ident', POSTGRES_INITDB_ARGS: '--pgdata=/elsewhere', PGA_LOOP_SECONDS: 'soon' });
+    assert.equal((await b.exit).code, 2);
+    assert.match(b.stderr(), /POSTGRES_HOST_AUTH_METHOD: got "ident"; accepted: scram-sha-256, md5, password, trust, reject/);
+    assert.match(b.stderr(), /POSTGRES_INITDB_ARGS: "--pgdata=\/elsewhere" is set by the entrypoint/);
+    assert.match(b.stderr(), /PGA_LOOP_SECONDS: got "soon"/);
+  });
+
+  test('a failing init script stops the first start; the next start refuses the incomplete directory', async () => {
+    const base = mk(join(dir, 'failing'));
+    const initdb = mk(join(base, 'initdb.d'));
+    put(join(initdb, '01-bad.sql'), 'SELECT no_such_function();\n');
+    const env = { PGDATA: join(base, 'data'), PGA_RUN_DIR: join(base, 'run'), PGA_PG_PORT: String(await freePort()), PGA_API_PORT: String(await freePort()), PGA_INITDB_DIR: initdb, POSTGRES_PASSWORD: 'x' };
+    const a = launch(env);
+    assert.equal((await a.exit).code, 1);
+    assert.ok(json(a).some((l) => l.msg === 'start failed' && /no_such_function/.test(String(l.error))));
+    const b = launch(env);
+    assert.equal((await b.exit).code, 1);
+    assert.ok(json(b).some((l) => l.msg === 'start failed' && /is incomplete: an earlier first start .* Fix: /.test(String(l.error))));
+    assert.ok(existsSync(join(base, 'data', 'PG_VERSION')), 'nothing was removed');
+  });
+});
