@@ -195,3 +195,56 @@ describe('refusals', () => {
     assert.ok(existsSync(join(base, 'data', 'PG_VERSION')), 'nothing was removed');
   });
 });
+
+describe('static replica', () => {
+  test('clones with progress logged, streams, follows the primary across its restart, promotes on command and stays a primary', async () => {
+    const P = mk(join(dir, 'rp')), R = mk(join(dir, 'rr'));
+    const pPorts = { pg: await freePort(), api: await freePort() }, rPorts = { pg: await freePort(), api: await freePort() };
+    const common = { POSTGRES_USER: USER, PGA_REPLICATION_PASSWORD: 'repl pw', PGA_LOOP_SECONDS: '0.5' };
+    const pEnv = { ...common, PGDATA: join(P, 'data'), PGA_RUN_DIR: join(P, 'run'), PGA_PG_PORT: String(pPorts.pg), PGA_API_PORT: String(pPorts.api), POSTGRES_PASSWORD: PASSWORD, PGA_INITDB_DIR: join(P, 'none') };
+    const rEnv = { ...common, PGDATA: join(R, 'data'), PGA_RUN_DIR: join(R, 'run'), PGA_PG_PORT: String(rPorts.pg), PGA_API_PORT: String(rPorts.api), PGA_PRIMARY_HOST: '127.0.0.1', PGA_PRIMARY_PORT: String(pPorts.pg) };
+    let p = launch(pEnv);
+    await waitFor('primary ready', async () => (await http(pPorts.api, '/primary')).status === 200, p);
+    await query(pPorts.pg, USER, PASSWORD, USER, "CREATE TABLE t (v text); INSERT INTO t VALUES ('before')");
+
+    const r = launch(rEnv);
+    await waitFor('replica streaming', async () => (await http(rPorts.api, '/replica')).status === 200, r);
+    assert.equal(json(r)[0]!.mode, 'replica');
+    assert.ok(json(r).some((l) => l.msg === 'pg_basebackup progress' && l.percent === 100), 'clone progress logged');
+    assert.equal((await http(rPorts.api, '/readyz')).status, 200);
+    assert.equal((await http(rPorts.api, '/primary')).status, 503);
+    const read = async () => (await query(rPorts.pg, USER, PASSWORD, USER, 'SELECT v FROM t ORDER BY v')).map((x) => x.v).join(',');
+    await waitFor('row on the replica', async () => (await read()) === 'before', r);
+    await assert.rejects(query(rPorts.pg, USER, PASSWORD, USER, "INSERT INTO t VALUES ('no')"), /read-only transaction/);
+
+    // the primary restarts: the replica reconnects by itself
+    p.proc.kill('SIGTERM');
+    assert.equal((await p.exit).code, 0);
+    p = launch(pEnv);
+    await waitFor('primary back', async () => (await http(pPorts.api, '/primary')).status === 200, p);
+    await query(pPorts.pg, USER, PASSWORD, USER, "INSERT INTO t VALUES ('after')");
+    await waitFor('row written after the restart on the replica', async () => (await read()) === 'after,before', r);
+    await waitFor('streaming again', async () => (await http(rPorts.api, '/replica')).status === 200, r);
+
+    // promote on command (the CLI in the same container: the generated API token from the run directory)
+    const c = launch({ PGA_API_URL: `http://127.0.0.1:${rPorts.api}`, PGA_RUN_DIR: join(R, 'run') }, ['promote']);
+    assert.equal((await c.exit).code, 0, c.stderr());
+    assert.match(c.lines.join('\n'), /promoted: it accepts writes/);
+    assert.equal((await http(rPorts.api, '/primary')).status, 200);
+    await query(rPorts.pg, USER, PASSWORD, USER, "INSERT INTO t VALUES ('on the promoted')");
+    const again = launch({ PGA_API_URL: `http://127.0.0.1:${rPorts.api}`, PGA_RUN_DIR: join(R, 'run') }, ['promote']);
+    assert.equal((await again.exit).code, 1);
+    assert.match(again.stderr(), /already a primary/);
+
+    // restarted in replica mode, a promoted replica stays a primary (never demoted on a guess)
+    r.proc.kill('SIGTERM');
+    assert.equal((await r.exit).code, 0);
+    const r2 = launch(rEnv);
+    await waitFor('still a primary', async () => (await http(rPorts.api, '/primary')).status === 200, r2);
+    assert.ok(json(r2).some((l) => String(l.msg).startsWith('this replica was promoted earlier')));
+    r2.proc.kill('SIGTERM');
+    p.proc.kill('SIGTERM');
+    assert.equal((await r2.exit).code, 0);
+    assert.equal((await p.exit).code, 0);
+  });
+});
