@@ -182,3 +182,26 @@ teardown() {
   [ "$status" -eq 2 ]
   [[ "$output" == *'PGA_PRIMARY_HOST is not set. Fix: set PGA_PRIMARY_HOST'* ]]
 }
+
+@test "a program instead of the server: the image's command runs it as it is" {
+  run $CLI sh -c 'echo "ran: $0 $1"' "a b" c
+  [ "$status" -eq 0 ]
+  [ "$output" = "ran: a b c" ]
+  run $CLI env
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"AUTOPILOT_HOME="* ]]
+}
+
+@test "postgres and server options start the server: run with -c, a refused parameter exits 2 naming it" {
+  run env -i PATH="$PATH" KUBECONFIG=/nonexistent PGA_CLUSTER_NAME=pg PGA_NAMESPACE=db PGA_POD_NAME=pg-0 PGA_POD_IP=10.0.0.1 \
+    PGA_MEMBER_SELECTOR=app=pg PGA_SUPERUSER_PASSWORD=a PGA_REPLICATION_PASSWORD=b PGA_APP_PASSWORD=c PGA_API_TOKEN=d \
+    PGA_CONFIG_DIR=/nonexistent $CLI -c wal_level=minimal
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"-c: parameter wal_level"* ]]
+  run env -i PATH="$PATH" PGA_MODE=replica $CLI postgres -c x=1
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"PGA_PRIMARY_HOST is not set"* ]]
+  run $CLI run -c novalue
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'-c "novalue": accepted: -c NAME=VALUE'* ]]
+}
