@@ -19,6 +19,8 @@ commands:
   run [-c NAME=VALUE]...     start this member (the container's default command); -c sets a
                             PostgreSQL parameter, as \`postgres -c\` does
   promote                   standalone replica mode: promote this replica to a primary
+  ready                     exit 0 when this member is ready (GET /readyz), 1 otherwise: a
+                            container healthcheck
   status [--json]           members, roles, lag, timeline and the lease holder
   switchover [--to MEMBER]  hand the primary role to MEMBER (default: the most caught-up replica)
   reinit MEMBER             make a replica wipe its data and clone again from the primary
@@ -107,6 +109,13 @@ export async function main(argv: string[]): Promise<void> {
       }
       const { run } = await import('./main.js');
       return run(process.env, params);
+    }
+    case 'ready': {
+      parse({}, 0);
+      const r = await api('GET', '/readyz', null);
+      if (r.status !== 200) throw new Error(`not ready (HTTP ${r.status}): ${r.json?.reason ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write('ready\n');
+      return;
     }
     case 'promote': {
       parse({}, 0);

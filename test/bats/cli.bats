@@ -205,3 +205,9 @@ teardown() {
   [ "$status" -eq 2 ]
   [[ "$output" == *'-c "novalue": accepted: -c NAME=VALUE'* ]]
 }
+
+@test "ready exits 1 when the member's API does not answer ready" {
+  run $CLI ready
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"cannot reach the member's API"* ]]
+}

@@ -132,6 +132,8 @@ describe('standalone primary, the official image contract', () => {
     assert.equal((await http(apiPort, '/healthz')).status, 200);
     assert.equal((await http(apiPort, '/primary')).status, 200);
     assert.equal((await http(apiPort, '/replica')).status, 503);
+    const ready = launch({ PGA_API_URL: `http://127.0.0.1:${apiPort}` }, ['ready']);
+    assert.equal((await ready.exit).code, 0, 'autopilot ready: the healthcheck command');
     const rows = await query(pgPort, USER, PASSWORD, DB, 'SELECT script, db FROM ran ORDER BY n');
     assert.deepEqual(rows.map((r) => r.script), ['10-schema.sql', '20-data.sql.gz', '30-exec.sh', '40-sourced.sh']);
     assert.ok(rows.every((r) => r.db === DB));
