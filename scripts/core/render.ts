@@ -16,6 +16,8 @@ export interface DynamicConf {
   /** '' = async */
   syncStandbyNames: string;
   applicationName: string;
+  /** only the unix socket, no TCP (standalone mode's first start, while the init scripts run) */
+  localOnly?: boolean;
 }
 
 /** Files the entrypoint writes (all inside the data directory, except the passfile which holds
@@ -243,7 +245,7 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
       .map((k) => line(k, cfg.parameters[k] as string)),
     '',
     '# --- managed by the entrypoint',
-    line('listen_addresses', '*'),
+    line('listen_addresses', dyn.localOnly ? '' : '*'),
     `port = ${cfg.pgPort}`,
     line('unix_socket_directories', cfg.runDir),
     // private socket: pg_hba trusts the superuser over it (see renderPgHba)

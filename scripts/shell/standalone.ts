@@ -131,10 +131,15 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
     } else if (fresh) {
       reason = 'initdb';
       await pg.initdb();
-      await pg.writeConfig(dyn(null));
+      // as the official image: the init scripts run on a server that only listens on its private
+      // socket, so no client sees the database before they are done; then the server restarts on TCP
+      await pg.writeConfig({ ...dyn(null), localOnly: true });
       await pg.start();
       reason = 'running the init scripts';
       await pg.bootstrapSql(() => runInitScripts(cfg, s, log));
+      await pg.stop('fast');
+      await pg.writeConfig(dyn(null));
+      await pg.start();
     } else {
       log.info('the data directory is initialised: initdb and the init scripts are skipped', { dataDir: cfg.dataDir });
       await pg.writeConfig(dyn(null));

@@ -114,6 +114,8 @@ describe('standalone primary, the official image contract', () => {
     PGA_CONFIG_DIR: join(base, 'config'),
   });
   // one script of each kind; each records its name, so order and re-runs are visible
+  // while the scripts run the server listens on its socket only (as the official image's temporary server)
+  put(join(initdb, '05-tcp.sh'), `if pg_isready -q -h 127.0.0.1; then echo "TCP is open during init" >&2; exit 1; fi\npg_isready -q || { echo "the socket is not ready" >&2; exit 1; }\n`, 0o644);
   put(join(initdb, '10-schema.sql'), 'CREATE TABLE ran (n serial, script text, db text DEFAULT current_database());\nINSERT INTO ran (script) VALUES (\'10-schema.sql\');\n');
   put(join(initdb, '20-data.sql.gz'), gzipSync("INSERT INTO ran (script) VALUES ('20-data.sql.gz');\n"));
   put(join(initdb, '30-exec.sh'), '#!/bin/sh\nset -e\npsql -v ON_ERROR_STOP=1 -c "INSERT INTO ran (script) VALUES (\'30-exec.sh\')"\n', 0o755);
