@@ -8,7 +8,8 @@
 // a checkpoint, no recovery at the next start).
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import { lsnDiff } from '../core/lsn.js';
@@ -110,8 +111,23 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
   const dyn = (primary: StandaloneSettings['primary']): DynamicConf => ({ primary, slotName: null, syncStandbyNames: '', applicationName: cfg.podName });
   let asReplica = s.mode === 'replica';
 
+  /** What the marker next to the data directory says was interrupted (datadir.ts), null without one. */
+  const incompleteKind = (): string | null => {
+    try {
+      return readFileSync(`${dirname(cfg.dataDir)}/.${basename(cfg.dataDir)}.pga-incomplete`, 'utf8').split(' ')[0] ?? null;
+    } catch {
+      return null;
+    }
+  };
+
   async function bringUp(): Promise<void> {
-    const st = await pg.dataDirState();
+    let st = await pg.dataDirState();
+    if (st === 'partial' && asReplica && incompleteKind() === 'pg_basebackup') {
+      // our own interrupted clone (its marker says so): a copy of the primary, nothing of its own
+      log.warn('an earlier clone did not finish: cloning again', { dataDir: cfg.dataDir });
+      await pg.wipe();
+      st = await pg.dataDirState();
+    }
     if (st === 'partial') {
       throw new Error(`the data directory ${cfg.dataDir} is incomplete: an earlier first start (initdb, an init script or the clone) did not finish, so it is not started. Nothing was changed. Fix: read that start's log, correct the cause, empty the directory (PGDATA) and start again`);
     }
@@ -142,6 +158,7 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
       await pg.start();
     } else {
       log.info('the data directory is initialised: initdb and the init scripts are skipped', { dataDir: cfg.dataDir });
+      if (existsSync(`${cfg.dataDir}/standby.signal`)) log.warn('the data directory is a standby (standby.signal) with no primary to follow in standalone mode: it stays read-only until "autopilot promote" (or PGA_MODE=replica with PGA_PRIMARY_HOST to follow one)');
       await pg.writeConfig(dyn(null));
       await pg.start();
       await keepReplicationRole();

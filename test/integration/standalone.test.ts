@@ -136,6 +136,9 @@ describe('standalone primary, the official image contract', () => {
     assert.equal((await http(apiPort, '/replica')).status, 503);
     const ready = launch({ PGA_API_URL: `http://127.0.0.1:${apiPort}` }, ['ready']);
     assert.equal((await ready.exit).code, 0, 'autopilot ready: the healthcheck command');
+    const status = launch({ PGA_API_URL: `http://127.0.0.1:${apiPort}` }, ['status']);
+    assert.equal((await status.exit).code, 0, status.stderr());
+    assert.match(status.lines.join('\n'), /primary\s+yes/);
     const rows = await query(pgPort, USER, PASSWORD, DB, 'SELECT script, db FROM ran ORDER BY n');
     assert.deepEqual(rows.map((r) => r.script), ['10-schema.sql', '20-data.sql.gz', '30-exec.sh', '40-sourced.sh']);
     assert.ok(rows.every((r) => r.db === DB));
@@ -211,10 +214,16 @@ describe('static replica', () => {
     await waitFor('primary ready', async () => (await http(pPorts.api, '/primary')).status === 200, p);
     await query(pPorts.pg, USER, PASSWORD, USER, "CREATE TABLE t (v text); INSERT INTO t VALUES ('before')");
 
+    // as if an earlier clone had been interrupted: its marker beside the data directory, a partial copy in it
+    mk(join(R, 'data'));
+    put(join(R, 'data', 'base-partial'), 'x');
+    put(join(R, '.data.pga-incomplete'), `pg_basebackup ${new Date().toISOString()}\n`, 0o600);
     const r = launch(rEnv);
     await waitFor('replica streaming', async () => (await http(rPorts.api, '/replica')).status === 200, r);
     assert.equal(json(r)[0]!.mode, 'replica');
     assert.ok(json(r).some((l) => l.msg === 'pg_basebackup progress' && l.percent === 100), 'clone progress logged');
+    assert.ok(json(r).some((l) => l.msg === 'an earlier clone did not finish: cloning again'));
+    assert.equal(existsSync(join(R, 'data', 'base-partial')), false);
     assert.equal((await http(rPorts.api, '/readyz')).status, 200);
     assert.equal((await http(rPorts.api, '/primary')).status, 503);
     const read = async () => (await query(rPorts.pg, USER, PASSWORD, USER, 'SELECT v FROM t ORDER BY v')).map((x) => x.v).join(',');
