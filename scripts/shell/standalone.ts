@@ -143,7 +143,7 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
       }
       await pg.writeConfig(dyn(s.primary));
       await pg.setStandby(true);
-      await pg.start();
+      await startReplica();
     } else if (fresh) {
       reason = 'initdb';
       await pg.initdb();
@@ -167,6 +167,31 @@ function member(cfg: Config, s: StandaloneSettings, pg: Postgres, log: Logger, s
     log.info(asReplica ? 'replica started' : 'primary started', { dataDir: cfg.dataDir, port: cfg.pgPort, apiPort: cfg.apiPort, ...(asReplica ? { primary: `${s.primary!.host}:${s.primary!.port}` } : { database: s.database }) });
     await check();
     timer = setInterval(() => void check(), cfg.loopMs);
+  }
+
+  /** Start a standby; fail fast (instead of waiting for connections that can never succeed) when
+   *  the member's superuser is not a role of the cloned data: the clone has the primary's roles. */
+  async function startReplica(): Promise<void> {
+    let wrongRole: string | null = null;
+    const probe = setInterval(() => {
+      pg.query('SELECT 1').catch((e: Error) => {
+        if (/role ".*" does not exist/.test(e.message)) wrongRole = e.message;
+      });
+    }, 1000);
+    let watch: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        pg.start(),
+        new Promise<never>((_, reject) => {
+          watch = setInterval(() => {
+            if (wrongRole) reject(new Error(`${wrongRole}: the replica's superuser must be the primary's (the clone has the primary's roles). Fix: set POSTGRES_USER (or PGA_SUPERUSER) to the primary's POSTGRES_USER`));
+          }, 200);
+        }),
+      ]);
+    } finally {
+      clearInterval(probe);
+      clearInterval(watch);
+    }
   }
 
   /** A replication password given later (after the first start) applies at the next start. */

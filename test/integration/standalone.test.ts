@@ -214,6 +214,13 @@ describe('static replica', () => {
     await waitFor('primary ready', async () => (await http(pPorts.api, '/primary')).status === 200, p);
     await query(pPorts.pg, USER, PASSWORD, USER, "CREATE TABLE t (v text); INSERT INTO t VALUES ('before')");
 
+    // a replica whose superuser is not the primary's fails fast, naming the fix
+    const W = mk(join(dir, 'rw'));
+    const w = launch({ ...rEnv, POSTGRES_USER: 'postgres', PGDATA: join(W, 'data'), PGA_RUN_DIR: join(W, 'run'), PGA_PG_PORT: String(await freePort()), PGA_API_PORT: String(await freePort()) });
+    const wExit = await w.exit;
+    assert.equal(wExit.code, 1);
+    assert.ok(json(w).some((l) => l.msg === 'start failed' && /role "postgres" does not exist: .*Fix: set POSTGRES_USER/.test(String(l.error))), w.lines.slice(-5).join('\n'));
+
     // as if an earlier clone had been interrupted: its marker beside the data directory, a partial copy in it
     mk(join(R, 'data'));
     put(join(R, 'data', 'base-partial'), 'x');
