@@ -173,6 +173,17 @@ describe('refusals', () => {
     assert.equal(existsSync(join(base, 'data')), false);
   });
 
+  test('POSTGRES_HOST_AUTH_METHOD=trust: no password needed, none asked', async () => {
+    const base = mk(join(dir, 'trust'));
+    const ports = { pg: await freePort(), api: await freePort() };
+    const t = launch({ PGDATA: join(base, 'data'), PGA_RUN_DIR: join(base, 'run'), PGA_PG_PORT: String(ports.pg), PGA_API_PORT: String(ports.api), PGA_INITDB_DIR: join(base, 'none'), POSTGRES_HOST_AUTH_METHOD: 'trust', PGA_LOG_FORMAT: 'text' });
+    await waitFor('ready', async () => (await http(ports.api, '/readyz')).status === 200, t);
+    assert.deepEqual(await query(ports.pg, 'postgres', '', 'postgres', 'SELECT 1 AS one'), [{ one: 1 }]);
+    assert.match(t.lines.find((l) => l.includes('POSTGRES_HOST_AUTH_METHOD=trust')) ?? '', /^\S+Z WARN /, 'plain text logs on request');
+    t.proc.kill('SIGTERM');
+    assert.equal((await t.exit).code, 0);
+  });
+
   test('bad environment: every problem named with its fix, exit 2', async () => {
     const r = launch({ PGA_MODE: 'replica', PGA_RUN_DIR: join(dir, 'x') });
     assert.equal((await r.exit).code, 2);

@@ -122,6 +122,17 @@ describe('standaloneSettings', () => {
     assert.match(ps[1]!, /^POSTGRES_HOST_AUTH_METHOD: got "ident"; accepted: scram-sha-256, md5, password, trust, reject/);
     assert.match(ps[2]!, /^POSTGRES_INITDB_ARGS: "-U" is set by the entrypoint .*Fix: use those variables/);
   });
+  test('the project\'s own variables keep working: an application user, trust in pg_hba', () => {
+    const s = ok(settings({ POSTGRES_HOST_AUTH_METHOD: 'trust', PGA_APP_USER: 'app', PGA_APP_PASSWORD: 'a', PGA_LOG_FORMAT: 'text' }));
+    const cfg = loadConfig(s.env, memFiles(BIN), { standalone: { hostAuthMethod: s.hostAuthMethod, database: s.database, initdbArgs: s.initdbArgs } });
+    assert.equal(cfg.appUser, 'app');
+    assert.equal(cfg.logFormat, 'text');
+    assert.equal(cfg.secrets.superuserPassword, '');
+    assert.deepEqual(cfg.bootstrap.databases, [], 'POSTGRES_DB defaults to the user, postgres: nothing to create');
+    assert.match(renderPgHba(cfg), /^host\s+all\s+all\s+all\s+trust$/m);
+    assert.match(renderPgHba(cfg), /^host\s+replication\s+"replicator"\s+all\s+trust$/m);
+    assert.throws(() => loadConfig({ ...s.env, PGA_SUPERUSER_PASSWORD: undefined }, memFiles(BIN)), /PGA_SUPERUSER_PASSWORD is required/, 'kubernetes mode still requires it');
+  });
   test('replica mode needs the replication password and a valid port', () => {
     const ps = problemsOf(() => settings({ PGA_PRIMARY_HOST: 'db1', PGA_PRIMARY_PORT: 'x' }, {}, 'replica'));
     assert.match(ps.join('\n'), /PGA_PRIMARY_PORT: got "x"/);
