@@ -73,7 +73,11 @@ export async function run(env: Record<string, string | undefined> = process.env,
     cfg = loadConfig(env, nodeFileReader);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
+      // a pod of another chart mounts a ServiceAccount token too: say how to run standalone
+      const hint = !env.PGA_MODE && !env.PGA_CLUSTER_NAME
+        ? [`the mode is kubernetes because ${decision.reason.replace(/^PGA_MODE is auto and /, '')}; to run the image outside the pg-autopilot chart (the official postgres image's variables), set PGA_MODE=standalone`]
+        : [];
+      process.stderr.write(`${new ConfigError([...e.problems, ...hint]).message}\n`);
       process.exit(2);
     }
     throw e;

@@ -191,11 +191,12 @@ export function standaloneSettings(
   // application user: none unless asked for (the official image has only the superuser)
   if (!has('PGA_APP_USER')) out.PGA_APP_USER = '';
   // what only a cluster needs: fixed values, unless given
-  out.PGA_CLUSTER_NAME ??= 'postgres';
-  out.PGA_NAMESPACE ??= 'standalone';
-  out.PGA_POD_NAME ??= /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(facts.hostname) && facts.hostname.length <= 63 ? facts.hostname : 'postgres';
-  out.PGA_POD_IP ??= '127.0.0.1';
-  out.PGA_MEMBER_SELECTOR ??= 'app=standalone';
+  const fill = (k: string, v: string) => { if (!has(k)) out[k] = v; };
+  fill('PGA_CLUSTER_NAME', 'postgres');
+  fill('PGA_NAMESPACE', 'standalone');
+  fill('PGA_POD_NAME', /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(facts.hostname) && facts.hostname.length <= 63 ? facts.hostname : 'postgres');
+  fill('PGA_POD_IP', '127.0.0.1');
+  fill('PGA_MEMBER_SELECTOR', 'app=standalone');
 
   let primary: StandaloneSettings['primary'] = null;
   if (mode === 'replica') {

@@ -149,6 +149,7 @@ teardown() {
   [[ "$output" == *"PGA_LOOP_SECONDS"* ]]
   [[ "$output" == *"PGA_SYNC_MODE"* ]]
   [[ "$output" == *"PGA_CLUSTER_NAME"* ]]
+  [[ "$output" == *"the mode is kubernetes because KUBECONFIG is set"*"set PGA_MODE=standalone"* ]]
 }
 
 @test "run refuses a renew deadline not shorter than the lease" {
