@@ -16,7 +16,11 @@ const cliConfig = async () => {
 export const USAGE = `usage: autopilot <command> [options]
 
 commands:
-  run                       start this member (the container's default command)
+  run [-c NAME=VALUE]...     start this member (the container's default command); -c sets a
+                            PostgreSQL parameter, as \`postgres -c\` does
+  promote                   standalone replica mode: promote this replica to a primary
+  ready                     exit 0 when this member is ready (GET /readyz), 1 otherwise: a
+                            container healthcheck
   status [--json]           members, roles, lag, timeline and the lease holder
   switchover [--to MEMBER]  hand the primary role to MEMBER (default: the most caught-up replica)
   reinit MEMBER             make a replica wipe its data and clone again from the primary
@@ -88,15 +92,37 @@ export async function main(argv: string[]): Promise<void> {
     }
   };
   const token = async () => {
-    const t = (await cliConfig()).apiToken;
+    let t = (await cliConfig()).apiToken;
+    // standalone mode writes the token it generated (none given) where only the postgres user reads it
+    if (!t) t = await import('node:fs').then((fs) => fs.readFileSync(`${process.env.PGA_RUN_DIR || '/var/run/postgresql'}/.pga-api-token`, 'utf8').trim()).catch(() => null);
     if (!t) throw new Error('no API token: set PGA_API_TOKEN or PGA_API_TOKEN_FILE (the chart mounts it as a file)');
     return t;
   };
   switch (command) {
     case 'run': {
-      parse({}, 0);
+      const { values } = parse({ c: { type: 'string', short: 'c', multiple: true } }, 0);
+      const params: Record<string, string> = {};
+      for (const kv of (values.c ?? []) as string[]) {
+        const m = /^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$/s.exec(kv);
+        if (!m) throw new UsageError(`-c ${JSON.stringify(kv)}: accepted: -c NAME=VALUE, e.g. -c shared_buffers=256MB`);
+        params[m[1] as string] = m[2] as string;
+      }
       const { run } = await import('./main.js');
-      return run();
+      return run(process.env, params);
+    }
+    case 'ready': {
+      parse({}, 0);
+      const r = await api('GET', '/readyz', null);
+      if (r.status !== 200) throw new Error(`not ready (HTTP ${r.status}): ${r.json?.reason ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write('ready\n');
+      return;
+    }
+    case 'promote': {
+      parse({}, 0);
+      const r = await api('POST', '/promote', await token());
+      if (r.status >= 300) throw new Error(`promote refused (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
+      process.stdout.write(`${r.json.message}\n`);
+      return;
     }
     case undefined:
     case 'help':

@@ -1,6 +1,9 @@
 // `autopilot run`: wiring. config → logger → Kubernetes client → postgres → autopilot → HTTP API.
 // Exits 2 on a configuration error (the message names the variable), 1 on any other fatal error.
-import { loadConfig, ConfigError } from './core/config.js';
+import { existsSync } from 'node:fs';
+import { loadConfig, ConfigError, type Config } from './core/config.js';
+import { validateParameters } from './core/render.js';
+import { decideMode, SA_TOKEN_PATH } from './core/mode.js';
 import { nodeFileReader } from './shell/files.js';
 import { createLogger } from './shell/log.js';
 import { createKube, loadConnection } from './shell/kube.js';
@@ -27,17 +30,59 @@ async function withoutResponseGlobal<T>(load: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function run(env: Record<string, string | undefined> = process.env): Promise<void> {
+/** `autopilot run -c NAME=VALUE`: parameters on top of parameters.json, validated as those are. */
+function applyServerParams(cfg: Config, params: Record<string, string>): void {
+  if (!Object.keys(params).length) return;
+  const all = { ...cfg.parameters, ...params };
+  try {
+    validateParameters(all);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${new ConfigError(e.problems.map((p) => `-c: ${p.replace('Fix: remove it from postgresql.parameters', 'Fix: remove that -c')}`)).message}\n`);
+    process.exit(2);
+  }
+  cfg.parameters = all;
+}
+
+export async function run(env: Record<string, string | undefined> = process.env, params: Record<string, string> = {}): Promise<void> {
+  // The mode first (core/mode.ts), on the first log line, with its reason. The format and level
+  // are read as given here; their validation comes with the rest of the configuration.
+  const format = env.PGA_LOG_FORMAT === 'text' ? 'text' : 'json';
+  const level = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === env.PGA_LOG_LEVEL) ?? 'info';
+  const early = createLogger({ format, level });
+  let decision;
+  try {
+    decision = decideMode(env, { tokenMounted: existsSync(SA_TOKEN_PATH) });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    early.error('mode refused', { problems: e.problems });
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  early.info('mode selected', { mode: decision.mode, reason: decision.reason });
+  if (decision.mode !== 'kubernetes') {
+    const { runStandalone } = await import('./shell/standalone.js');
+    return runStandalone(decision, env, early, {
+      makeLog: (c) => createLogger({ format: c.logFormat, level: c.logLevel, base: { member: c.podName } }),
+      loadPg: () => withoutResponseGlobal(() => import('./shell/postgres.js')),
+      applyParams: (c) => applyServerParams(c, params),
+    });
+  }
   let cfg;
   try {
     cfg = loadConfig(env, nodeFileReader);
   } catch (e) {
     if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
+      // a pod of another chart mounts a ServiceAccount token too: say how to run standalone
+      const hint = !env.PGA_MODE && !env.PGA_CLUSTER_NAME
+        ? [`the mode is kubernetes because ${decision.reason.replace(/^PGA_MODE is auto and /, '')}; to run the image outside the pg-autopilot chart (the official postgres image's variables), set PGA_MODE=standalone`]
+        : [];
+      process.stderr.write(`${new ConfigError([...e.problems, ...hint]).message}\n`);
       process.exit(2);
     }
     throw e;
   }
+  applyServerParams(cfg, params);
   const log = createLogger({ format: cfg.logFormat, level: cfg.logLevel, base: { member: cfg.podName } });
   let conn;
   try {

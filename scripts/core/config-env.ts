@@ -114,6 +114,10 @@ const roleName = makeValidator<string>((v) =>
 const optRoleName = makeValidator<string>((v) =>
   v === '' || (PG_IDENT.test(v) && !v.toLowerCase().startsWith('pg_')) ? v : bad(v, 'empty (no application user) or a PostgreSQL role name: a letter or "_" then letters, digits or "_", at most 63 characters'),
 );
+/** Standalone mode: any name the official postgres image accepts (we always quote it). */
+const anyName = makeValidator<string>((v) =>
+  v !== '' && !v.includes('\0') && new TextEncoder().encode(v).length <= 63 ? v : bad(v, 'a name of 1 to 63 bytes without a NUL character'),
+);
 const dbName = makeValidator<string>((v) =>
   PG_IDENT.test(v) ? v : bad(v, 'a database name: a letter or "_" then letters, digits or "_", at most 63 characters'),
 );
@@ -137,7 +141,7 @@ export const SECRET_VARS = {
   apiToken: 'PGA_API_TOKEN',
 } as const;
 
-export function envSpecs() {
+export function envSpecs(o: { anyNames?: boolean } = {}) {
   return {
     PGA_CLUSTER_NAME: dnsLabel({ desc: 'the cluster name (prefix of the Lease names), a DNS label such as "pg"' }),
     PGA_NAMESPACE: dnsLabel({ desc: 'the namespace of the Lease and pods (downward API: metadata.namespace)' }),
@@ -165,7 +169,7 @@ export function envSpecs() {
     PGA_FAILSAFE: boolean({ default: true }),
     PGA_LOG_FORMAT: oneOf<LogFormat>(LOG_FORMATS)({ default: 'json' }),
     PGA_LOG_LEVEL: oneOf<LogLevel>(LOG_LEVELS)({ default: 'info' }),
-    PGA_SUPERUSER: roleName({ default: 'postgres' }),
+    PGA_SUPERUSER: (o.anyNames ? anyName : roleName)({ default: 'postgres' }),
     PGA_REPLICATION_USER: roleName({ default: 'replicator' }),
     PGA_APP_USER: optRoleName({ default: 'app' }),
     PGA_APP_DATABASE: dbName({ default: 'app' }),

@@ -12,6 +12,7 @@ import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, t
 import { findBinDir, loadBootstrap, loadParameters, readSecret, type BootstrapSpec, type FileReader } from './config-files.js';
 import { parameterProblems } from './parameters.js';
 import { ConfigError } from './errors.js';
+import type { HostAuthMethod } from './standalone.js';
 import { loadBackup, type BackupConfig } from './backup-config.js';
 import { loadRestore, type RestoreConfig } from './restore-config.js';
 
@@ -67,6 +68,23 @@ export interface Config {
   backup: BackupConfig | null;
   /** from $PGA_CONFIG_DIR/restore.json + $PGA_SECRETS_DIR/restore/*: the first member restores instead of initdb */
   restore: RestoreConfig | null;
+  /** standalone or replica mode (core/standalone.ts); null in the chart */
+  standalone: StandaloneOptions | null;
+}
+
+/** What standalone mode adds to the configuration (core/standalone.ts). */
+export interface StandaloneOptions {
+  /** pg_hba method of network connections (POSTGRES_HOST_AUTH_METHOD) */
+  hostAuthMethod: HostAuthMethod;
+  /** POSTGRES_DB, created on first start and owned by the superuser ('postgres': none) */
+  database: string;
+  /** POSTGRES_INITDB_ARGS, after the entrypoint's own (so they win) */
+  initdbArgs: string[];
+}
+
+export interface LoadOptions {
+  /** standalone mode: any superuser name, a superuser password only needed on first start */
+  standalone?: StandaloneOptions;
 }
 
 export { ConfigError } from './errors.js';
@@ -78,10 +96,10 @@ function isInside(child: string, parent: string): boolean {
 // ---------------------------------------------------------------------------------------------
 
 /** Load and validate the whole configuration. Throws one ConfigError listing every problem. */
-export function loadConfig(env: Record<string, string | undefined>, files: FileReader): Config {
+export function loadConfig(env: Record<string, string | undefined>, files: FileReader, opts: LoadOptions = {}): Config {
   const problems: string[] = [];
   const failed = new Set<string>();
-  const e = runEnvalid(env, envSpecs(), problems, failed);
+  const e = runEnvalid(env, envSpecs({ anyNames: !!opts.standalone }), problems, failed);
   const has = (k: string) => !failed.has(k);
 
   // timing cross-checks (only between values that parsed)
@@ -150,7 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     }
     return v;
   };
-  const superuserPassword = secret('superuserPassword', true, 'the superuser password');
+  const superuserPassword = secret('superuserPassword', !opts.standalone, 'the superuser password') ?? '';
   const replicationPassword = secret('replicationPassword', true, 'the replication role password');
   const appPassword = secret('appPassword', appUser !== null, `the password of PGA_APP_USER=${appUser ?? ''}`);
   const apiToken = secret('apiToken', true, 'the bearer token of the HTTP API and the CLI');
@@ -219,7 +237,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
 
   if (problems.length) throw new ConfigError(problems);
 
-  return {
+  const cfg: Config = {
     clusterName: e.PGA_CLUSTER_NAME,
     namespace: e.PGA_NAMESPACE,
     podName: e.PGA_POD_NAME,
@@ -262,7 +280,14 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     backup,
     restore,
     kubeconfig: e.KUBECONFIG ? e.KUBECONFIG : null,
+    standalone: opts.standalone ?? null,
   };
+  if (opts.standalone) {
+    cfg.bootstrap.initdb.args.push(...opts.standalone.initdbArgs);
+    const db = opts.standalone.database;
+    if (db !== 'postgres' && !cfg.bootstrap.databases.some((d) => d.name === db)) cfg.bootstrap.databases.push({ name: db, owner: cfg.superuser });
+  }
+  return cfg;
 }
 
 export interface CliConfig {

@@ -17,6 +17,8 @@ export interface DynamicConf {
   /** '' = async */
   syncStandbyNames: string;
   applicationName: string;
+  /** only the unix socket, no TCP (standalone mode's first start, while the init scripts run) */
+  localOnly?: boolean;
 }
 
 /** Files the entrypoint writes (all inside the data directory, except the passfile which holds
@@ -142,7 +144,7 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
       .map((k) => line(k, cfg.parameters[k] as string)),
     '',
     '# --- managed by the entrypoint',
-    line('listen_addresses', '*'),
+    line('listen_addresses', dyn.localOnly ? '' : '*'),
     `port = ${cfg.pgPort}`,
     line('unix_socket_directories', cfg.runDir),
     // private socket: pg_hba trusts the superuser over it (see renderPgHba)
@@ -206,6 +208,7 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
  */
 export function renderPgHba(cfg: Config): string {
   const host = cfg.tls ? 'hostssl' : 'host';
+  if (cfg.standalone) return renderStandaloneHba(cfg, host, cfg.standalone.hostAuthMethod);
   const q = (role: string) => `"${role}"`;
   const lines = [
     '# pg_hba.conf written by pg-autopilot; edits here are lost. Add rules with postgresql.pgHba.',
@@ -225,6 +228,28 @@ export function renderPgHba(cfg: Config): string {
     `${host.padEnd(9)} all          all                  all       scram-sha-256`,
   ];
   return lines.join('\n') + '\n';
+}
+
+/**
+ * pg_hba.conf in standalone and replica mode, as the official postgres image has it: local
+ * connections trusted (the socket directory is private to the postgres OS user, 0700), network
+ * connections with POSTGRES_HOST_AUTH_METHOD; replication only for the replication role. Role
+ * names never appear here, so the superuser's may hold any character.
+ */
+function renderStandaloneHba(cfg: Config, host: string, method: string): string {
+  return [
+    '# pg_hba.conf written by pg-autopilot (standalone mode); edits here are lost. Add rules in $PGA_CONFIG_DIR/pg_hba.conf.',
+    '# TYPE    DATABASE     USER                 ADDRESS   METHOD',
+    'local     all          all                            trust',
+    `${host.padEnd(9)} replication  "${cfg.replicationUser}"  all  ${method}`,
+    'host      replication  all                  all       reject',
+    '',
+    '# --- user rules ($PGA_CONFIG_DIR/pg_hba.conf)',
+    cfg.pgHbaExtra.trimEnd(),
+    '',
+    '# --- POSTGRES_HOST_AUTH_METHOD',
+    `${host.padEnd(9)} all          all                  all       ${method}`,
+  ].join('\n') + '\n';
 }
 
 /** The passfile named in primary_conninfo and used for pg_basebackup / pg_rewind: the replication

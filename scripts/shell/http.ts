@@ -40,7 +40,14 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string; token: string; log: Logger }): Promise<Server> {
+/** What the API serves: the autopilot (kubernetes mode) or standalone mode's member (standalone.ts). */
+export type HttpTarget = Pick<Autopilot, 'alive' | 'ready' | 'isPrimary' | 'isReplica' | 'statusNow' | 'metrics' | 'backups' | 'failsafeAck' | 'requestBackup' | 'setPaused' | 'requestSwitchover'> & {
+  snapshot(): { reason: string };
+  /** standalone replica mode: promote on demand (POST /promote); absent elsewhere */
+  promote?(): Promise<{ status: number; message: string }>;
+};
+
+export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string; token: string; log: Logger }): Promise<Server> {
   const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
     const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
     res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
@@ -61,11 +68,16 @@ export function startHttpApi(ap: Autopilot, opts: { port: number; host?: string;
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
       }
-      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup'].includes(path)) {
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup', '/promote'].includes(path)) {
         const auth = authorize(req.headers.authorization, opts.token);
         if (auth !== 200) {
           req.resume();
           return send(res, auth, { error: auth === 401 ? 'missing "Authorization: Bearer <token>" (the api-token secret)' : 'wrong token' });
+        }
+        if (path === '/promote') {
+          req.resume();
+          const r = ap.promote ? await ap.promote() : { status: 409, message: 'promote is for standalone replica mode; in Kubernetes use "autopilot switchover"' };
+          return send(res, r.status, { message: r.message });
         }
         if (path === '/failsafe') {
           let body: { leader?: unknown; release?: unknown } = {};

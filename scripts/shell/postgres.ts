@@ -57,9 +57,12 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     wipe: () => dataDir.wipe(),
     initdb: () => dataDir.initdb(),
     restore: (r) => dataDir.restore(r),
-    bootstrapSql: async () => {
+    bootstrapSql: async (after?: () => Promise<void>) => {
       const t0 = Date.now();
       await sql.bootstrapSql(ctx, files);
+      // standalone mode's init scripts: inside the bootstrap window, so that a failure leaves the
+      // data directory 'partial' (marked) rather than valid with half its scripts run
+      if (after) await after();
       await dataDir.bootstrapDone();
       const b = cfg.bootstrap;
       ctx.log.info('bootstrap SQL done', { ms: Date.now() - t0, users: b.users.length, databases: b.databases.length, scripts: b.scripts.length });

@@ -144,11 +144,12 @@ teardown() {
 }
 
 @test "run with a bad environment exits 2 and names every bad variable" {
-  run env -i PATH="$PATH" PGA_LOOP_SECONDS=fast PGA_SYNC_MODE=maybe $CLI run
+  run env -i PATH="$PATH" KUBECONFIG=/nonexistent PGA_LOOP_SECONDS=fast PGA_SYNC_MODE=maybe $CLI run
   [ "$status" -eq 2 ]
   [[ "$output" == *"PGA_LOOP_SECONDS"* ]]
   [[ "$output" == *"PGA_SYNC_MODE"* ]]
   [[ "$output" == *"PGA_CLUSTER_NAME"* ]]
+  [[ "$output" == *"the mode is kubernetes because KUBECONFIG is set"*"set PGA_MODE=standalone"* ]]
 }
 
 @test "run refuses a renew deadline not shorter than the lease" {
@@ -157,4 +158,57 @@ teardown() {
     PGA_LEASE_SECONDS=4 PGA_RENEW_DEADLINE_SECONDS=5 PGA_CONFIG_DIR=/nonexistent $CLI run
   [ "$status" -eq 2 ]
   [[ "$output" == *"PGA_RENEW_DEADLINE_SECONDS"* ]]
+}
+
+@test "run outside Kubernetes: the mode on the first line; without a password it refuses as the official image does, with every other bad variable" {
+  run env -i PATH="$PATH" PGDATA=/nonexistent/pgdata PGA_LOOP_SECONDS=fast POSTGRES_HOST_AUTH_METHOD=ident $CLI run
+  [ "$status" -eq 2 ]
+  # the first line of ours (Node < 22 prints its own --expose_wasm warning before it)
+  first="$(printf '%s\n' "${lines[@]}" | grep -v '^Warning: disabling flag' | head -n 1)"
+  [[ "$first" == *'"msg":"mode selected","mode":"standalone"'* ]]
+  [[ "$output" == *"Database is uninitialized and superuser password is not specified"* ]]
+  [[ "$output" == *"POSTGRES_HOST_AUTH_METHOD: got \"ident\""* ]]
+  [[ "$output" == *"PGA_LOOP_SECONDS"* ]]
+}
+
+@test "run with PGA_MODE=kubernetes and no ServiceAccount token exits 2 naming the variable and the fix" {
+  run env -i PATH="$PATH" PGA_MODE=kubernetes $CLI run
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'PGA_MODE is "kubernetes" but no ServiceAccount token'* ]]
+  [[ "$output" == *"Fix:"* ]]
+}
+
+@test "run with PGA_MODE=replica and no primary host exits 2 naming PGA_PRIMARY_HOST" {
+  run env -i PATH="$PATH" PGA_MODE=replica $CLI run
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'PGA_PRIMARY_HOST is not set. Fix: set PGA_PRIMARY_HOST'* ]]
+}
+
+@test "a program instead of the server: the image's command runs it as it is" {
+  run $CLI sh -c 'echo "ran: $0 $1"' "a b" c
+  [ "$status" -eq 0 ]
+  [ "$output" = "ran: a b c" ]
+  run $CLI env
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"AUTOPILOT_HOME="* ]]
+}
+
+@test "postgres and server options start the server: run with -c, a refused parameter exits 2 naming it" {
+  run env -i PATH="$PATH" KUBECONFIG=/nonexistent PGA_CLUSTER_NAME=pg PGA_NAMESPACE=db PGA_POD_NAME=pg-0 PGA_POD_IP=10.0.0.1 \
+    PGA_MEMBER_SELECTOR=app=pg PGA_SUPERUSER_PASSWORD=a PGA_REPLICATION_PASSWORD=b PGA_APP_PASSWORD=c PGA_API_TOKEN=d \
+    PGA_CONFIG_DIR=/nonexistent $CLI -c wal_level=minimal
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"-c: parameter wal_level"* ]]
+  run env -i PATH="$PATH" PGA_MODE=replica $CLI postgres -c x=1
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"PGA_PRIMARY_HOST is not set"* ]]
+  run $CLI run -c novalue
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'-c "novalue": accepted: -c NAME=VALUE'* ]]
+}
+
+@test "ready exits 1 when the member's API does not answer ready" {
+  run $CLI ready
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"cannot reach the member's API"* ]]
 }

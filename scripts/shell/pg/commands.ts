@@ -82,13 +82,14 @@ export async function runProgram(ctx: PgContext, bin: string, args: string[], o:
   throw new PgCommandError(bin, out.exitCode, out.signal, why);
 }
 
-export async function initdbProgram(ctx: PgContext, pwfile: string): Promise<void> {
+/** pwfile null: no password (standalone mode with POSTGRES_HOST_AUTH_METHOD=trust). */
+export async function initdbProgram(ctx: PgContext, pwfile: string | null): Promise<void> {
   const { cfg } = ctx;
   const b = cfg.bootstrap.initdb;
   const args = [
     '-D', cfg.dataDir,
     '-U', cfg.superuser,
-    `--pwfile=${pwfile}`,
+    ...(pwfile ? [`--pwfile=${pwfile}`] : []),
     '--auth-local=trust',
     '--auth-host=scram-sha-256',
     `--encoding=${b.encoding}`,
@@ -136,9 +137,9 @@ export async function rewindProgram(ctx: PgContext, from: Endpoint): Promise<voi
 }
 
 /** Run an SQL script with psql on the local server (unix socket), stopping at the first error. */
-export async function psqlScript(ctx: PgContext, sql: string): Promise<void> {
+export async function psqlScript(ctx: PgContext, sql: string, database = 'postgres'): Promise<void> {
   const { cfg } = ctx;
-  await runProgram(ctx, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cfg.runDir, '-p', String(cfg.pgPort), '-U', cfg.superuser, '-d', 'postgres', '-f', '-'], {
+  await runProgram(ctx, 'psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', cfg.runDir, '-p', String(cfg.pgPort), '-U', cfg.superuser, '-d', database, '-f', '-'], {
     input: sql,
     logLines: true,
   });

@@ -95,14 +95,15 @@ export function createDataDir(ctx: PgContext, d: DataDirDeps) {
     await prepareEmptyTarget('initdb');
     const b = cfg.bootstrap.initdb;
     await files.mkdirOwned(cfg.runDir, 0o700);
-    const pwfile = `${cfg.runDir}/.pga-initdb-pw`;
-    await files.writeFileAtomic(pwfile, cfg.secrets.superuserPassword + '\n', 0o600);
+    // no password only in standalone mode with POSTGRES_HOST_AUTH_METHOD=trust (config.ts)
+    const pwfile = cfg.secrets.superuserPassword === '' ? null : `${cfg.runDir}/.pga-initdb-pw`;
+    if (pwfile) await files.writeFileAtomic(pwfile, cfg.secrets.superuserPassword + '\n', 0o600);
     log.info('initdb', { dataDir: cfg.dataDir, walDir: cfg.walDir, encoding: b.encoding, locale: b.locale, dataChecksums: b.dataChecksums });
     const t0 = Date.now();
     try {
       await initdbProgram(ctx, pwfile);
     } finally {
-      await fsp.rm(pwfile, { force: true });
+      if (pwfile) await fsp.rm(pwfile, { force: true });
     }
     // the marker stays until bootstrapDone(): a crash in between leaves a 'partial' directory
     await setMarker('bootstrap');

@@ -127,7 +127,7 @@ export async function bootstrapSql(ctx: PgContext, files: Files): Promise<void> 
     const ensureDb = async (name: string, owner: string) => {
       if (!(await dbExists(name))) await c.query(`CREATE DATABASE ${quoteIdent(name)} OWNER ${quoteIdent(owner)}`);
     };
-    await c.query(`ALTER ROLE ${quoteIdent(cfg.superuser)} WITH ${passwordClause(cfg.secrets.superuserPassword)}`);
+    if (cfg.secrets.superuserPassword !== '') await c.query(`ALTER ROLE ${quoteIdent(cfg.superuser)} WITH ${passwordClause(cfg.secrets.superuserPassword)}`);
     await upsertRole(cfg.replicationUser, ['REPLICATION', 'LOGIN'], cfg.secrets.replicationPassword);
     if (cfg.appUser) {
       await upsertRole(cfg.appUser, ['LOGIN'], cfg.secrets.appPassword);

@@ -61,7 +61,8 @@ export interface Postgres {
   initdb(): Promise<void>;
   /** bootstrap.fromBackup: pgBackRest restores the source's backup with its recovery target */
   restore(r: import('../../core/restore-config.js').RestoreConfig): Promise<void>;
-  bootstrapSql(): Promise<void>;
+  /** `after` runs while the bootstrap marker is still set (standalone mode's init scripts) */
+  bootstrapSql(after?: () => Promise<void>): Promise<void>;
   basebackup(from: Endpoint, onProgress?: (pct: number) => void): Promise<void>;
   rewind(from: Endpoint): Promise<RewindOutcome>;
   writeConfig(dyn: DynamicConf): Promise<boolean>;
