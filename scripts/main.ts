@@ -38,7 +38,7 @@ function applyServerParams(cfg: Config, params: Record<string, string>): void {
     validateParameters(all);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(`${new ConfigError(e.problems.map((p) => `-c: ${p.replace('Fix: remove it from postgresql.parameters', 'Fix: remove that -c')}`)).message}\n`);
+    process.stderr.write(`${new ConfigError(e.problems.map((p) => `-c: ${p.replace(/^postgresql\.parameters\./, 'parameter ').replace('Fix: remove it from postgresql.parameters', 'Fix: remove that -c')}`)).message}\n`);
     process.exit(2);
   }
   cfg.parameters = all;
