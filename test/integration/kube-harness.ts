@@ -258,6 +258,17 @@ export async function startKube(opts: KubeOptions = {}): Promise<Kube> {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pga-member' },
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'pga-member' }],
     }), 'create rolebinding');
+    // The RBAC authorizer learns of the binding from its informer a moment later: until then the
+    // member's first request may get a 403 (seen on a loaded machine). Wait until it is in force.
+    for (const t0 = Date.now(); ;) {
+      const r = await request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
+        spec: { user: 'pga-member', resourceAttributes: { namespace: name, verb: 'list', resource: 'pods' } },
+      });
+      if (r.status < 300 && r.body?.status?.allowed === true) break;
+      if (Date.now() - t0 > 15_000) throw new Error(`the member's RoleBinding in ${name} is not in force after 15 s: ${JSON.stringify(r.body?.status ?? r.body)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
     return name;
   };
 
