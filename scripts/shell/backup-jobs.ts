@@ -54,7 +54,12 @@ export async function startScheduledBackup(st: State, a: RunBackup, wake: () => 
 export function startOnDemandBackup(st: State, type: BackupType, wake: () => void): { status: number; message: string } {
   if (!st.cfg.backup) return { status: 409, message: 'backups are off on this member (backup.enabled in the chart)' };
   if (st.lastPg?.inRecovery !== false || st.lease?.spec.holderIdentity !== st.cfg.podName) return { status: 409, message: `${st.cfg.podName} is not the primary: ask the primary (autopilot status names it)` };
-  if (!st.backup.stanzaReady) return { status: 409, message: 'the pgBackRest stanza is not created yet; try again in a few seconds' };
+  if (!st.backup.stanzaReady) {
+    const last = st.backup.lastError;
+    return { status: 409, message: last
+      ? `the pgBackRest stanza is not created yet: the last attempt (${last.at.toISOString()}) failed: ${last.message}. Fix the repository settings or credentials (backup.s3.*, its Secret or Vault file); the member retries on its own`
+      : 'the pgBackRest stanza is not created yet; try again in a few seconds' };
+  }
   if (st.backup.job) return { status: 409, message: `a ${st.backup.job.kind} job is already running since ${st.backup.job.startedAt.toISOString()}` };
   runJob(st, type, wake, async () => undefined);
   return { status: 202, message: `${type} backup started on ${st.cfg.podName}` };

@@ -158,6 +158,31 @@ test('a stopped S3 server: archiving fails visibly (status, metrics) while postg
   }
 });
 
+test('wrong S3 credentials: postgres serves, the stanza error and failing archive show in status and metrics, an on-demand backup says why', { skip }, async (t) => {
+  const stanza = `creds${Date.now() % 100000}`;
+  const files = { ...backupFiles(stanza), 'backup/s3-key-secret': 'not-the-secret' };
+  const c = await Cluster.start(kube(), { files, members: 1 });
+  try {
+    const p = await c.waitForPrimary(90_000);
+    const t0 = Date.now();
+    await c.sql(p, 'create table t (id int primary key)');
+    await c.sql(p, 'insert into t select generate_series(1, 10)');
+    const err = await c.waitFor('the stanza error in /status', async () => (await c.status(p))?.backup?.lastError?.message as string | undefined, 60_000, 500);
+    fig(t, 'wrong credentials: stanza error in /status after', Date.now() - t0);
+    t.diagnostic(`stanza error: ${err.slice(0, 300)}`);
+    assert.match(err, /403|AccessDenied|SignatureDoesNotMatch|InvalidAccessKeyId|credential|signature/i);
+    await c.sql(p, 'select pg_switch_wal()');
+    await c.waitFor('archive failing in metrics', async () => (await metric(c, p, 'pga_archive_failing')) === 1, 120_000, 1_000);
+    fig(t, 'wrong credentials: pga_archive_failing 1 after', Date.now() - t0);
+    const r = await api(c, p, 'POST', '/backup', { type: 'full' });
+    assert.equal(r.status, 409);
+    assert.match(JSON.stringify(r.json), /stanza is not created yet: the last attempt .* failed: .*credentials/s);
+    assert.equal((await c.sql(p, 'select count(*)::int as n from t'))[0].n, 10, 'postgres keeps serving');
+  } finally {
+    await c.stop();
+  }
+});
+
 test('bootstrap.fromBackup: a new cluster restored to a time holds exactly the rows before it, and archives to its own stanza', { skip }, async (t) => {
   const src = `src${Date.now() % 100000}`, dst = `dst${Date.now() % 100000}`;
   const a = await Cluster.start(kube(), { files: backupFiles(src), members: 1 });

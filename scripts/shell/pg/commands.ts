@@ -23,9 +23,22 @@ export class PgCommandError extends Error {
     readonly signal: string | null,
     readonly stderr: string,
   ) {
-    super(`${cmd} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${stderr.trim().split('\n').slice(-5).join(' | ') || 'no output'}`);
+    super(`${cmd} failed (${signal ? `signal ${signal}` : `exit ${code}`}): ${gist(stderr) || 'no output'}`);
     this.name = 'PgCommandError';
   }
+}
+
+/**
+ * What a failed program said, in one line: its first error line (pgBackRest's "ERROR: [039]: HTTP
+ * request failed with 403", initdb's "initdb: error: ...") with an S3 error code from the reply body
+ * if there is one, else its last five lines (a reply's headers are never the reason).
+ */
+export function gist(output: string): string {
+  const lines = output.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  const first = lines.findIndex((l) => /\b(ERROR|FATAL|PANIC)\b|\berror:/.test(l));
+  if (first < 0) return lines.slice(-5).join(' | ');
+  const code = lines.find((l) => /<Code>[^<]+<\/Code>/.test(l))?.match(/<Code>([^<]+)<\/Code>/)?.[1];
+  return [lines[first], ...(code ? [`S3 error code ${code}`] : [])].join(' | ');
 }
 
 /** Environment for child processes: no secrets of ours, no PG* variables that would redirect
