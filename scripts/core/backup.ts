@@ -24,6 +24,8 @@ export interface RenderedPgBackRest {
 }
 
 const line = (k: string, v: string | number) => `${k}=${v}`;
+/** Seconds archive-push waits for the asynchronous pusher (pgBackRest's default: 60); `backup.options` may override it. */
+export const ARCHIVE_TIMEOUT_S = 10;
 
 export function renderPgBackRest(b: BackupConfig, p: MemberPaths): RenderedPgBackRest {
   const r = b.repo;
@@ -42,6 +44,11 @@ export function renderPgBackRest(b: BackupConfig, p: MemberPaths): RenderedPgBac
     ...(b.retention.fullDays !== null ? [line('repo1-retention-full-type', 'time'), line('repo1-retention-full', b.retention.fullDays)] : []),
     ...(b.cipherPass !== null ? [line('repo1-cipher-type', 'aes-256-cbc')] : []),
     line('archive-async', 'y'),
+    // archive-push waits this long for the asynchronous pusher before it reports a failure to
+    // postgres (pg_stat_archiver, our alert): pgBackRest's 60 s default made a store that is down
+    // or refuses our credentials visible only after a minute. The pusher keeps working meanwhile,
+    // so a slow store costs nothing: postgres' retry finds the segment pushed.
+    ...('archive-timeout' in b.options ? [] : [line('archive-timeout', ARCHIVE_TIMEOUT_S)]),
     line('spool-path', p.spoolDir),
     line('lock-path', p.lockDir),
     line('log-level-console', 'warn'),
