@@ -75,7 +75,7 @@ test('pgbackrest.conf holds no secret; the secrets file does; archive_command na
   assert.match(r.secrets, /^repo1-s3-key=AK$/m);
   assert.match(r.secrets, /^repo1-cipher-pass=pass$/m);
   assert.equal(r.conf.match(/^archive-timeout=.*$/gm)?.join(), 'archive-timeout=10', 'a failing archive is reported after 10 s, not 60');
-  const own = renderPgBackRest({ ...b, options: { 'archive-timeout': 45 } }, { dataDir: '/d', pgPort: 5432, runDir: '/run/pg', spoolDir: '/s', lockDir: '/l', superuser: 'postgres' });
+  const own = renderPgBackRest({ ...b, options: { 'archive-timeout': '45' } }, { dataDir: '/d', pgPort: 5432, runDir: '/run/pg', spoolDir: '/s', lockDir: '/l', superuser: 'postgres' });
   assert.equal(own.conf.match(/^archive-timeout=.*$/gm)?.join(), 'archive-timeout=45', 'backup.options overrides it, once');
   const a = archiveParameters('/etc/pgbr.conf', '/run/pgbr', 'pg');
   assert.equal(a.archive_command, "pgbackrest '--config=/etc/pgbr.conf' '--config-include-path=/run/pgbr' '--stanza=pg' archive-push %p");
