@@ -229,7 +229,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   problems.push(...parameterProblems(parameters, backup !== null).map((p) => `${cfgDir}/parameters.json: ${p}`));
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
-    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
+    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json or roles.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
   }
   for (const d of bootstrap.databases) {
     if (appUser && d.name === e.PGA_APP_DATABASE) problems.push(`${cfgDir}/bootstrap.json: databases entry ${show(d.name)} is PGA_APP_DATABASE, which the entrypoint creates for ${appUser}. Fix: remove it from databases`);
@@ -285,7 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   if (opts.standalone) {
     cfg.bootstrap.initdb.args.push(...opts.standalone.initdbArgs);
     const db = opts.standalone.database;
-    if (db !== 'postgres' && !cfg.bootstrap.databases.some((d) => d.name === db)) cfg.bootstrap.databases.push({ name: db, owner: cfg.superuser });
+    if (db !== 'postgres' && !cfg.bootstrap.databases.some((d) => d.name === db)) cfg.bootstrap.databases.push({ name: db, owner: cfg.superuser, ensure: 'present', connectionLimit: -1 });
   }
   return cfg;
 }
