@@ -120,7 +120,7 @@ export function parseUsers(raw: unknown, where0: string, secretsDir: string, fil
         } catch (err) {
           problems.push(`${where}.passwordKey: cannot read ${show(f)} (${(err as Error).message}). Fix: make it readable by the postgres user`);
         }
-        if (content === null) problems.push(`${where}.passwordKey: the file ${show(f)} does not exist (PGA_SECRETS_DIR=${secretsDir}). Fix: add the key ${show(u.passwordKey)} to the credentials Secret/Vault path`);
+        if (content === null) problems.push(`${where}.passwordKey: the file ${show(f)} does not exist (PGA_ROLES_SECRETS_DIR or PGA_SECRETS_DIR: ${secretsDir}). Fix: add the key ${show(u.passwordKey)} to the credentials Secret/Vault path`);
         else if (trim1(content) === '') problems.push(`${where}.passwordKey: the file ${show(f)} is empty. Fix: put the password in it`);
         else user.password = trim1(content);
       }
@@ -166,6 +166,5 @@ export function reservedProblems(users: DesiredUser[], databases: DesiredDatabas
   const out: string[] = [];
   for (const u of users) if (reserved.includes(u.name)) out.push(`${where}: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication, application or exporter user). Fix: remove it from users`);
   for (const d of databases) if (appDatabase && d.name === appDatabase) out.push(`${where}: databases entry ${show(d.name)} is PGA_APP_DATABASE, which the entrypoint creates for the application user. Fix: remove it from databases`);
-  for (const d of databases) if (d.ensure === 'present' && users.some((u) => u.name === d.owner && u.ensure === 'absent')) out.push(`${where}: databases entry ${show(d.name)} is owned by ${show(d.owner)}, which users declares ensure: absent. Fix: choose another owner or keep the role`);
   return out;
 }

@@ -40,8 +40,8 @@ export interface RolesSync {
 function fingerprint(cfg: Config): string {
   const h = createHash('sha256');
   for (const f of [`${cfg.configDir}/roles.json`, `${cfg.configDir}/bootstrap.json`]) h.update(`${f}\0${nodeFileReader.readFile(f) ?? '(none)'}\0`);
-  const names = (nodeFileReader.listDir(cfg.secretsDir) ?? []).filter((n) => !n.startsWith('.')).sort();
-  for (const n of names) h.update(`${n}\0${nodeFileReader.readFile(`${cfg.secretsDir}/${n}`) ?? ''}\0`);
+  const names = (nodeFileReader.listDir(cfg.rolesSecretsDir) ?? []).filter((n) => !n.startsWith('.')).sort();
+  for (const n of names) h.update(`${n}\0${nodeFileReader.readFile(`${cfg.rolesSecretsDir}/${n}`) ?? ''}\0`);
   return h.digest('hex');
 }
 
@@ -66,7 +66,7 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
   async function pass(): Promise<void> {
     const t0 = Date.now();
     const problems: string[] = [];
-    const b = loadBootstrap(cfg.configDir, cfg.secretsDir, cfg.superuser, nodeFileReader, problems);
+    const b = loadBootstrap(cfg.configDir, cfg.rolesSecretsDir, cfg.superuser, nodeFileReader, problems);
     problems.push(...reservedProblems(b.users, b.databases, reservedRoles(cfg), cfg.appUser ? cfg.appDatabase : null, `${cfg.configDir}/roles.json`));
     if (problems.length) {
       // the last good declaration stays in force; nothing is changed on a declaration that is wrong

@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planRoles, type ActualDatabase, type ActualRole } from '../../scripts/core/roles.js';
+import { createHash } from 'node:crypto';
+import { passwordMatches } from '../../scripts/shell/pg/roles-sql.js';
+import { scramVerifier } from '../../scripts/shell/pg/scram.js';
 import { FLAG_DEFAULTS, type DesiredDatabase, type DesiredUser } from '../../scripts/core/roles-config.js';
 
 const user = (name: string, o: Partial<DesiredUser> = {}): DesiredUser => ({
@@ -55,6 +58,7 @@ const rows: Row[] = [
   { name: 'database owner missing: warned, not created', dbs: [db('d', 'ghost')], want: [], warn: /owner ghost does not exist/ },
   { name: 'database owner and limit changed', dbs: [db('d', 'o', { connectionLimit: 3 })], roles: [role('o')], databases: [have('d', 'postgres')], want: ['ALTER DATABASE "d" OWNER TO "o"', 'ALTER DATABASE "d" WITH CONNECTION LIMIT 3'] },
   { name: 'absent database that does not exist: nothing', dbs: [db('d', 'postgres', { ensure: 'absent' })], want: [] },
+  { name: 'database owned by a role declared absent: not re-owned, the role disabled, both said', users: [user('a', { ensure: 'absent' })], dbs: [db('d', 'a')], roles: [role('a', { ownsDatabases: ['d'] })], databases: [have('d', 'a')], want: ['ALTER ROLE "a" WITH NOLOGIN'], warn: /database d: its owner a does not exist[\s\S]*role a is declared ensure: absent but owns database\(s\) d/ },
   { name: 'names are quoted', users: [user('we"ird', { flags: { ...FLAG_DEFAULTS } })], want: ['CREATE ROLE "we""ird"'] },
 ];
 
@@ -73,4 +77,15 @@ for (const r of rows) {
 test('roles: CREATE/DROP DATABASE marked to run outside a transaction block', () => {
   const p = planRoles([], [db('n', 'postgres'), db('g', 'postgres', { ensure: 'absent' })], { roles: [role('postgres')], databases: [have('g', 'postgres')] }, []);
   assert.deepEqual(p.actions.map((a) => [a.kind, a.outsideTransaction]), [['create_database', true], ['drop_database', true]]);
+});
+
+test('roles: a stored password is compared by recomputing its verifier, never read back', () => {
+  const stored = scramVerifier('right-pw')!;
+  assert.equal(passwordMatches(stored, 'right-pw', 'a'), true, 'same password, same salt and iterations: same verifier');
+  assert.equal(passwordMatches(stored, 'wrong-pw', 'a'), false);
+  assert.equal(passwordMatches(scramVerifier('right-pw', Buffer.alloc(16, 7), 8192), 'right-pw', 'a'), true, 'its own iterations count');
+  assert.equal(passwordMatches(null, 'x', 'a'), false, 'no password stored: set it');
+  assert.equal(passwordMatches(`md5${createHash('md5').update('pwa').digest('hex')}`, 'pw', 'a'), true, 'md5 verifiers: md5(password || role name)');
+  assert.equal(passwordMatches(`md5${createHash('md5').update('pwa').digest('hex')}`, 'pw', 'b'), false);
+  assert.equal(passwordMatches(stored, 'pässword', 'a'), null, 'outside printable ASCII: cannot tell');
 });
