@@ -157,3 +157,15 @@ export function planRoles(users: DesiredUser[], databases: DesiredDatabase[], ac
   }
   return { actions, warnings };
 }
+
+/** When the primary runs a pass: the reason, or null for not now. */
+export const ROLES_RETRY_MS = 30_000;
+export const ROLES_RESYNC_MS = 60_000;
+export function rolesPassDue(s: { primary: boolean; wasPrimary: boolean; changed: boolean; sinceLastMs: number; lastFailed: boolean }): string | null {
+  if (!s.primary) return null;
+  if (!s.wasPrimary) return 'this member became the primary: check every declared role and database';
+  if (s.changed) return 'the declaration or a password file changed';
+  if (s.lastFailed && s.sinceLastMs >= ROLES_RETRY_MS) return `the last pass failed ${Math.round(s.sinceLastMs / 1000)} s ago: try again`;
+  if (!s.lastFailed && s.sinceLastMs >= ROLES_RESYNC_MS) return 'periodic check for changes made by hand';
+  return null;
+}

@@ -4,7 +4,8 @@
 //   - this member just became the primary (start, promotion, failover),
 //   - roles.json, bootstrap.json or a file of the secrets directory changed (the kubelet rewrites
 //     ConfigMap and Secret volumes in place about a minute after the object changed),
-//   - the last pass failed (again after RETRY_MS), or RESYNC_MS passed (drift made by hand).
+//   - the last pass failed (again after 30 s), or 60 s passed (drift made by hand)
+// (core/roles.ts rolesPassDue decides).
 // Each action is a log line and a Kubernetes Event on the pod; refusals are a warning and a
 // Warning Event, once per distinct set.
 
@@ -13,7 +14,7 @@ import { loadBootstrap } from '../core/config-files.js';
 import type { Config } from '../core/config.js';
 import { confPaths } from '../core/render.js';
 import { reservedProblems } from '../core/roles-config.js';
-import type { RoleAction } from '../core/roles.js';
+import { rolesPassDue, type RoleAction } from '../core/roles.js';
 import { nodeFileReader } from './files.js';
 import type { Kube } from './kube.js';
 import type { Logger } from './log.js';
@@ -21,8 +22,6 @@ import { syncRoles } from './pg/roles-sql.js';
 import { reservedRoles, withClient } from './pg/sql.js';
 import type { PgContext } from './pg/types.js';
 
-const RETRY_MS = 30_000;
-const RESYNC_MS = 60_000;
 
 const EVENT_REASON: Record<RoleAction['kind'], string> = {
   create_role: 'RoleCreated', alter_role: 'RoleAltered', set_password: 'RolePasswordSet', grant: 'RoleGranted', revoke: 'RoleRevoked',
@@ -98,9 +97,9 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
         log.warn('roles: cannot read the declaration files', { error: (e as Error).message });
         return;
       }
-      const due = !wasPrimary || fp !== lastFp || now - lastPassAt >= (failed ? RETRY_MS : RESYNC_MS);
-      if (!due) return;
-      if (wasPrimary && fp !== lastFp) log.info('roles: the declaration or a password file changed: reconciling');
+      const why = rolesPassDue({ primary, wasPrimary, changed: fp !== lastFp, sinceLastMs: now - lastPassAt, lastFailed: failed });
+      if (why === null) return;
+      log[why.startsWith('periodic') ? 'debug' : 'info']('roles: pass', { why });
       wasPrimary = true;
       lastFp = fp;
       lastPassAt = now;

@@ -2,7 +2,7 @@
 // (in order) and a word of the warnings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planRoles, type ActualDatabase, type ActualRole } from '../../scripts/core/roles.js';
+import { planRoles, rolesPassDue, type ActualDatabase, type ActualRole } from '../../scripts/core/roles.js';
 import { createHash } from 'node:crypto';
 import { passwordMatches } from '../../scripts/shell/pg/roles-sql.js';
 import { scramVerifier } from '../../scripts/shell/pg/scram.js';
@@ -88,4 +88,22 @@ test('roles: a stored password is compared by recomputing its verifier, never re
   assert.equal(passwordMatches(`md5${createHash('md5').update('pwa').digest('hex')}`, 'pw', 'a'), true, 'md5 verifiers: md5(password || role name)');
   assert.equal(passwordMatches(`md5${createHash('md5').update('pwa').digest('hex')}`, 'pw', 'b'), false);
   assert.equal(passwordMatches(stored, 'pässword', 'a'), null, 'outside printable ASCII: cannot tell');
+});
+
+test('roles: when the primary runs a pass', () => {
+  const base = { primary: true, wasPrimary: true, changed: false, sinceLastMs: 1_000, lastFailed: false };
+  const cases: [string, Partial<typeof base>, RegExp | null][] = [
+    ['a replica: never', { primary: false, wasPrimary: false, changed: true }, null],
+    ['just promoted (or started): at once', { wasPrimary: false }, /became the primary/],
+    ['files changed: at once', { changed: true }, /changed/],
+    ['nothing changed, 1 s later: not now', {}, null],
+    ['failed 10 s ago: not yet', { lastFailed: true, sinceLastMs: 10_000 }, null],
+    ['failed 30 s ago: again', { lastFailed: true, sinceLastMs: 30_000 }, /failed 30 s ago/],
+    ['60 s since the last good pass: a periodic check', { sinceLastMs: 60_000 }, /periodic/],
+  ];
+  for (const [name, o, want] of cases) {
+    const got = rolesPassDue({ ...base, ...o });
+    if (want === null) assert.equal(got, null, name);
+    else assert.match(got ?? '', want, name);
+  }
 });
