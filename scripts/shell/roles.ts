@@ -18,8 +18,7 @@ import { rolesPassDue, type RoleAction } from '../core/roles.js';
 import { nodeFileReader } from './files.js';
 import type { Kube } from './kube.js';
 import type { Logger } from './log.js';
-import { syncRoles } from './pg/roles-sql.js';
-import { reservedRoles, withClient } from './pg/sql.js';
+import { reservedRoles, syncRoles } from './pg/roles-sql.js';
 import type { PgContext } from './pg/types.js';
 
 
@@ -72,6 +71,9 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
       refuse(problems.map((p) => `${p} (nothing changed until it is fixed)`));
       return;
     }
+    // loaded here, not at the top: main.ts loads pg (through postgres.ts) with the global Response
+    // hidden, and autopilot.ts, which imports this file, is loaded before that
+    const { withClient } = await import('./pg/sql.js');
     const report = await withClient(ctx, (c) => syncRoles(c, b.users, b.databases, reservedRoles(cfg), (a, error) => {
       if (error === null) {
         log.info(`roles: ${a.reason}`, { kind: a.kind, subject: a.subject, sql: a.sql });

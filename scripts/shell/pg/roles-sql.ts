@@ -5,9 +5,13 @@
 
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import type { Config } from '../../core/config.js';
 import { planRoles, PASSWORD_TOKEN, type ActualRole, type Catalog, type RoleAction, type RolesPlan } from '../../core/roles.js';
 import type { DesiredDatabase, DesiredUser, RoleFlag } from '../../core/roles-config.js';
 import { scramVerifier } from './scram.js';
+
+/** Roles no declaration may touch: the superuser, replication and application users. */
+export const reservedRoles = (cfg: Config): string[] => [cfg.superuser, cfg.replicationUser, ...(cfg.appUser ? [cfg.appUser] : [])];
 
 const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 

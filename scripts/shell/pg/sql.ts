@@ -12,11 +12,8 @@ import type { Files } from './files.js';
 import type { LocalSession } from './session.js';
 import type { Endpoint, PgContext, PgStatus } from './types.js';
 import { psqlScript } from './commands.js';
-import { syncRoles } from './roles-sql.js';
+import { reservedRoles, syncRoles } from './roles-sql.js';
 import { scramVerifier } from './scram.js';
-
-/** Roles no declaration may touch: the superuser, replication and application users. */
-export const reservedRoles = (cfg: PgContext['cfg']): string[] => [cfg.superuser, cfg.replicationUser, ...(cfg.appUser ? [cfg.appUser] : [])];
 
 export { scramVerifier };
 
