@@ -154,6 +154,7 @@ export function envSpecs(o: { anyNames?: boolean } = {}) {
     PGA_RUN_DIR: absPath({ default: '/var/run/postgresql' }),
     PGA_CONFIG_DIR: absPath({ default: '/etc/pg-autopilot' }),
     PGA_SECRETS_DIR: absPath({ default: '/etc/pg-autopilot/secrets' }),
+    PGA_ROLES_SECRETS_DIR: optAbsPath({ default: '' }),
     PGA_PG_PORT: tcpPort({ default: 5432 }),
     PGA_API_PORT: tcpPort({ default: 8008 }),
     PGA_LOOP_SECONDS: seconds({ default: 1000 }),

@@ -4,6 +4,7 @@
 // as a full line (what, got, accepted, fix).
 
 import { PG_IDENT, show } from './config-env.js';
+import { parseDatabases, parseUsers, type DesiredDatabase, type DesiredUser } from './roles-config.js';
 
 export interface FileReader {
   /** File content as UTF-8, null when the file does not exist. */
@@ -14,8 +15,8 @@ export interface FileReader {
 
 export interface BootstrapSpec {
   initdb: { encoding: string; locale: string; dataChecksums: boolean; args: string[] };
-  users: { name: string; password: string | null; options: string[] }[];
-  databases: { name: string; owner: string }[];
+  users: DesiredUser[];
+  databases: DesiredDatabase[];
   scripts: { name: string; sql: string }[];
 }
 
@@ -138,13 +139,6 @@ export function loadParameters(path: string, files: FileReader, problems: string
   return out;
 }
 
-const ROLE_OPTION_RES = [
-  /^(NO)?(SUPERUSER|CREATEDB|CREATEROLE|INHERIT|LOGIN|REPLICATION|BYPASSRLS)$/i,
-  /^CONNECTION LIMIT -?\d+$/i,
-  /^VALID UNTIL '[^'\\]*'$/i,
-  /^(IN ROLE|ROLE|ADMIN) [A-Za-z_][A-Za-z0-9_]*( *, *[A-Za-z_][A-Za-z0-9_]*)*$/i,
-];
-
 /** initdb options the entrypoint sets itself; users may not override them through args. */
 const MANAGED_INITDB_ARGS = ['-D', '--pgdata', '-X', '--waldir', '-U', '--username', '--pwfile', '-W', '--pwprompt', '-E', '--encoding', '--locale', '-k', '--data-checksums', '-A', '--auth', '--auth-local', '--auth-host'];
 
@@ -191,75 +185,19 @@ export function loadBootstrap(cfgDir: string, secretsDir: string, superuser: str
         }
       }
     }
-    if (raw.users !== undefined) {
-      if (!Array.isArray(raw.users)) problems.push(`${path}: users must be an array of {"name","passwordKey"?,"options":[]}`);
-      else
-        raw.users.forEach((u: unknown, idx: number) => {
-          const where = `${path}: users[${idx}]`;
-          if (!isObj(u) || typeof u.name !== 'string') {
-            problems.push(`${where}: accepted: an object {"name","passwordKey"?,"options":[]}`);
-            return;
-          }
-          if (!PG_IDENT.test(u.name) || u.name.toLowerCase().startsWith('pg_')) {
-            problems.push(`${where}.name got ${show(u.name)}; accepted: a role name (letter or "_", then letters, digits, "_"; at most 63; not "pg_…")`);
-            return;
-          }
-          const options: string[] = [];
-          if (u.options !== undefined) {
-            if (!Array.isArray(u.options) || !u.options.every((o) => typeof o === 'string')) {
-              problems.push(`${where}.options: accepted: an array of strings such as ["LOGIN","CREATEDB"]`);
-            } else {
-              for (const o of u.options as string[]) {
-                if (ROLE_OPTION_RES.some((re) => re.test(o.trim()))) options.push(o.trim());
-                else
-                  problems.push(`${where}.options: ${show(o)} is not accepted; accepted: [NO]SUPERUSER, [NO]CREATEDB, [NO]CREATEROLE, [NO]INHERIT, [NO]LOGIN, [NO]REPLICATION, [NO]BYPASSRLS, CONNECTION LIMIT n, VALID UNTIL '…', IN ROLE a,b`);
-              }
-            }
-          }
-          let password: string | null = null;
-          if (u.passwordKey !== undefined && u.passwordKey !== null && u.passwordKey !== '') {
-            if (typeof u.passwordKey !== 'string' || !/^[A-Za-z0-9._-]+$/.test(u.passwordKey) || u.passwordKey.startsWith('.')) {
-              problems.push(`${where}.passwordKey got ${JSON.stringify(u.passwordKey)}; accepted: a credential key (file name in ${secretsDir}: letters, digits, ".", "_", "-")`);
-            } else {
-              const f = `${secretsDir}/${u.passwordKey}`;
-              let content: string | null = null;
-              try {
-                content = files.readFile(f);
-              } catch (err) {
-                problems.push(`${where}.passwordKey: cannot read ${show(f)} (${(err as Error).message}). Fix: make it readable by the postgres user`);
-                return;
-              }
-              if (content === null) problems.push(`${where}.passwordKey: the file ${show(f)} does not exist (PGA_SECRETS_DIR=${secretsDir}). Fix: add the key ${show(u.passwordKey)} to the credentials Secret/Vault path`);
-              else if (trimSecret(content) === '') problems.push(`${where}.passwordKey: the file ${show(f)} is empty. Fix: put the password in it`);
-              else password = trimSecret(content);
-            }
-          }
-          if (spec.users.some((x) => x.name === u.name)) problems.push(`${where}.name ${show(u.name)} appears twice`);
-          spec.users.push({ name: u.name, password, options });
-        });
-    }
-    if (raw.databases !== undefined) {
-      if (!Array.isArray(raw.databases)) problems.push(`${path}: databases must be an array of {"name","owner"}`);
-      else
-        raw.databases.forEach((d: unknown, idx: number) => {
-          const where = `${path}: databases[${idx}]`;
-          if (!isObj(d) || typeof d.name !== 'string') {
-            problems.push(`${where}: accepted: an object {"name","owner"}`);
-            return;
-          }
-          if (!PG_IDENT.test(d.name) || ['postgres', 'template0', 'template1'].includes(d.name)) {
-            problems.push(`${where}.name got ${show(d.name)}; accepted: a database name (letter or "_", then letters, digits, "_"; at most 63), not postgres/template0/template1`);
-            return;
-          }
-          const owner = d.owner === undefined || d.owner === null || d.owner === '' ? superuser : d.owner;
-          if (typeof owner !== 'string' || !PG_IDENT.test(owner)) {
-            problems.push(`${where}.owner got ${JSON.stringify(d.owner)}; accepted: a role name`);
-            return;
-          }
-          if (spec.databases.some((x) => x.name === d.name)) problems.push(`${where}.name ${show(d.name)} appears twice`);
-          spec.databases.push({ name: d.name, owner });
-        });
-    }
+    spec.users = parseUsers(raw.users, path, secretsDir, files, problems);
+    spec.databases = parseDatabases(raw.databases, path, superuser, problems);
+  }
+  // roles.json: the chart's users and databases, in a ConfigMap of their own (changing them
+  // restarts nothing; the primary keeps them in sync, shell/roles.ts)
+  const more = loadRoles(cfgDir, secretsDir, superuser, files, problems);
+  for (const u of more.users) {
+    if (spec.users.some((x) => x.name === u.name)) problems.push(`${cfgDir}/roles.json: users entry ${show(u.name)} is in bootstrap.json too. Fix: keep one`);
+    else spec.users.push(u);
+  }
+  for (const d of more.databases) {
+    if (spec.databases.some((x) => x.name === d.name)) problems.push(`${cfgDir}/roles.json: databases entry ${show(d.name)} is in bootstrap.json too. Fix: keep one`);
+    else spec.databases.push(d);
   }
   // initdb.d/*: every visible regular entry, in byte order of the name. Kubernetes volume
   // mounts add hidden "..data" / "..<timestamp>" entries, which are skipped.
@@ -284,4 +222,19 @@ export function loadBootstrap(cfgDir: string, secretsDir: string, superuser: str
     }
   }
   return spec;
+}
+
+/** roles.json ({"users":[…],"databases":[…]}): read at start and again by the primary whenever it
+ *  changes. Missing or empty: nothing declared. */
+export function loadRoles(cfgDir: string, secretsDir: string, superuser: string, files: FileReader, problems: string[]): { users: DesiredUser[]; databases: DesiredDatabase[] } {
+  const path = `${cfgDir}/roles.json`;
+  const raw = readJsonFile(path, files, problems, 'a JSON object {"users":[…],"databases":[…]}');
+  if (raw === undefined) return { users: [], databases: [] };
+  if (!isObj(raw)) {
+    problems.push(`${path}: got ${JSON.stringify(raw).slice(0, 80)}; accepted: a JSON object {"users":[…],"databases":[…]}. Fix: correct the chart's users/databases values`);
+    return { users: [], databases: [] };
+  }
+  const unknownTop = Object.keys(raw).filter((k) => !['users', 'databases'].includes(k));
+  if (unknownTop.length) problems.push(`${path}: unknown key(s) ${unknownTop.join(', ')}; accepted: users, databases`);
+  return { users: parseUsers(raw.users, path, secretsDir, files, problems), databases: parseDatabases(raw.databases, path, superuser, problems) };
 }

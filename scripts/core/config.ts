@@ -33,6 +33,8 @@ export interface Config {
   runDir: string;
   configDir: string;
   secretsDir: string;
+  /** users[].passwordKey files (PGA_ROLES_SECRETS_DIR; default secretsDir) */
+  rolesSecretsDir: string;
   pgPort: number;
   apiPort: number;
   loopMs: number;
@@ -212,6 +214,8 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   // mounted files
   const cfgDir = e.PGA_CONFIG_DIR ?? '/etc/pg-autopilot';
   const secretsDir = e.PGA_SECRETS_DIR ?? '/etc/pg-autopilot/secrets';
+  // users[].passwordKey files: the chart mounts the whole Secret there (changes appear in place)
+  const rolesSecretsDir = e.PGA_ROLES_SECRETS_DIR || secretsDir;
   const parameters = loadParameters(`${cfgDir}/parameters.json`, files, problems);
   let pgHbaExtra = '';
   try {
@@ -219,7 +223,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   } catch (err) {
     problems.push(`${cfgDir}/pg_hba.conf: cannot read (${(err as Error).message})`);
   }
-  const bootstrap = loadBootstrap(cfgDir, secretsDir, e.PGA_SUPERUSER ?? 'postgres', files, problems);
+  const bootstrap = loadBootstrap(cfgDir, rolesSecretsDir, e.PGA_SUPERUSER ?? 'postgres', files, problems);
   const backup = loadBackup(cfgDir, secretsDir, e.PGA_CLUSTER_NAME ?? 'postgres', files, problems);
   const restore = loadRestore(cfgDir, secretsDir, files, problems);
   if (backup && restore && backup.repo.endpoint === restore.repo.endpoint && backup.repo.port === restore.repo.port && backup.repo.bucket === restore.repo.bucket && backup.repo.path === restore.repo.path && backup.stanza === restore.stanza) {
@@ -229,7 +233,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   problems.push(...parameterProblems(parameters, backup !== null).map((p) => `${cfgDir}/parameters.json: ${p}`));
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
-    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
+    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json or roles.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
   }
   for (const d of bootstrap.databases) {
     if (appUser && d.name === e.PGA_APP_DATABASE) problems.push(`${cfgDir}/bootstrap.json: databases entry ${show(d.name)} is PGA_APP_DATABASE, which the entrypoint creates for ${appUser}. Fix: remove it from databases`);
@@ -249,6 +253,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     runDir: e.PGA_RUN_DIR,
     configDir: cfgDir,
     secretsDir,
+    rolesSecretsDir,
     pgPort: e.PGA_PG_PORT,
     apiPort: e.PGA_API_PORT,
     loopMs: loop,
@@ -285,7 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   if (opts.standalone) {
     cfg.bootstrap.initdb.args.push(...opts.standalone.initdbArgs);
     const db = opts.standalone.database;
-    if (db !== 'postgres' && !cfg.bootstrap.databases.some((d) => d.name === db)) cfg.bootstrap.databases.push({ name: db, owner: cfg.superuser });
+    if (db !== 'postgres' && !cfg.bootstrap.databases.some((d) => d.name === db)) cfg.bootstrap.databases.push({ name: db, owner: cfg.superuser, ensure: 'present', connectionLimit: -1 });
   }
   return cfg;
 }

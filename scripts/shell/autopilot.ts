@@ -18,6 +18,7 @@ import { observe, probeMembers, membersFromPods } from './observe.js';
 import { perform, demote, Stale } from './act.js';
 import { publish, snapshot, metrics, myRole, myStatus, type StatusSnapshot } from './publish.js';
 import { answer } from './failsafe.js';
+import { createRolesSync } from './roles.js';
 import { armWatchdog, createState, errMsg, setLease, type FetchStatus } from './state.js';
 
 export { ROLE_LABEL, STATUS_ANNOTATION, REINIT_ANNOTATION } from './state.js';
@@ -68,6 +69,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   let statusRead: Promise<void> | null = null;
   let statusReadAt = -Infinity;
   const waiters: ((d: Decision) => void)[] = [];
+  const roles = createRolesSync(cfg, log, kube);
   const stops: (() => void)[] = [];
 
   st.wake = () => wake();
@@ -115,6 +117,8 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
           }
         }
         if (d.actions.length) st.lastPg = await pg.status();
+        // declared users/databases: on the primary only, never awaited here (own connection)
+        roles.afterTick(!st.terminating && !st.terminated && myRole(st) === 'primary' && st.lastPg?.inRecovery === false, st.now());
         // Not awaited: a slow API server must not delay the next tick (and its renewal).
         if (!st.terminated) void publish(st);
         st.lastTickAt = st.now();

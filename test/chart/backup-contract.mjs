@@ -44,7 +44,9 @@ for (const f of files) {
   const fs = new Map();
   for (const src of vol.projected.sources) {
     for (const item of (src.configMap ?? src.secret).items) {
-      const content = src.configMap ? cm.data[item.key] : `dummy-${src.secret.name}-${item.key}\n`;
+      // each ConfigMap source by its name (users and databases are in <fullname>-roles)
+      const source = src.configMap ? objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === src.configMap.name) : null;
+      const content = src.configMap ? source?.data?.[item.key] : `dummy-${src.secret.name}-${item.key}\n`;
       if (content === undefined) err(`the config volume projects ConfigMap key ${item.key}, which the ConfigMap lacks`);
       fs.set(`${mount.mountPath}/${item.path}`, content ?? '');
     }

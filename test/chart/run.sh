@@ -166,6 +166,7 @@ check "README quick start and docs/chart.md commands name real objects" node tes
 
 echo "chart: the entrypoint reads what the chart renders"
 check "backup.json of the ci files is accepted by loadBackup() as the values say" node test/chart/backup-contract.mjs
+check "users, databases and their passwords leave the pod template alone (no restart)" node test/chart/roles-template.mjs
 check "postgresql.parameters: the chart refuses what the entrypoint refuses, in its words (scripts/core/parameters.ts)" node test/chart/parameters.mjs --check
 
 echo "chart: against a real kube-apiserver $KUBE_VERSION (restricted namespaces, CRDs installed)"

@@ -357,13 +357,14 @@ describe('loadConfig: mounted files', () => {
       },
     );
     assert.deepEqual(c.bootstrap.initdb, { encoding: 'LATIN1', locale: 'en_US.UTF-8', dataChecksums: false, args: ['--no-instructions'] });
+    const flags = { SUPERUSER: false, CREATEDB: false, CREATEROLE: false, INHERIT: true, LOGIN: false, REPLICATION: false, BYPASSRLS: false };
     assert.deepEqual(c.bootstrap.users, [
-      { name: 'reporter', password: 'rpw', options: ['LOGIN', 'CONNECTION LIMIT 5', 'IN ROLE pg_read_all_data'] },
-      { name: 'nologin', password: null, options: [] },
+      { name: 'reporter', ensure: 'present', password: 'rpw', passwordKey: 'reporter-password', flags: { ...flags, LOGIN: true }, connectionLimit: 5, inRoles: ['pg_read_all_data'], createOnly: [], options: ['LOGIN', 'CONNECTION LIMIT 5', 'IN ROLE pg_read_all_data'] },
+      { name: 'nologin', ensure: 'present', password: null, passwordKey: null, flags, connectionLimit: -1, inRoles: [], createOnly: [], options: [] },
     ]);
     assert.deepEqual(c.bootstrap.databases, [
-      { name: 'reports', owner: 'reporter' },
-      { name: 'misc', owner: 'postgres' },
+      { name: 'reports', owner: 'reporter', ensure: 'present', connectionLimit: -1 },
+      { name: 'misc', owner: 'postgres', ensure: 'present', connectionLimit: -1 },
     ]);
     assert.deepEqual(c.bootstrap.scripts, [
       { name: '02-a.sql', sql: 'SELECT 1;' },
@@ -390,6 +391,29 @@ describe('loadConfig: mounted files', () => {
     expectProblem(bad({ databases: [{ name: 'app' }] }), /databases entry "app" is PGA_APP_DATABASE/);
     expectProblem(bad({ databases: [{ name: 'x', owner: 'no good' }] }), /databases\[0\]\.owner got "no good"/);
     expectProblem(bad({ extra: 1 }), /unknown key\(s\) extra/);
+  });
+  test('roles.json: users and databases of their own file, merged with bootstrap.json; refusals in words', () => {
+    const c = load({}, {
+      [`${cfgDir}/roles.json`]: JSON.stringify({
+        users: [{ name: 'old', ensure: 'absent' }, { name: 'rw', options: ['LOGIN'], inRoles: ['pg_write_all_data'], connectionLimit: 3 }],
+        databases: [{ name: 'gone', ensure: 'absent' }, { name: 'rwdb', owner: 'rw', connectionLimit: 10 }],
+      }),
+    });
+    assert.deepEqual(c.bootstrap.users.map((u) => [u.name, u.ensure, u.inRoles, u.connectionLimit, u.flags.LOGIN]), [['old', 'absent', [], -1, false], ['rw', 'present', ['pg_write_all_data'], 3, true]]);
+    assert.deepEqual(c.bootstrap.databases, [{ name: 'gone', owner: 'postgres', ensure: 'absent', connectionLimit: -1 }, { name: 'rwdb', owner: 'rw', ensure: 'present', connectionLimit: 10 }]);
+    const badRoles = (doc: unknown) => () => load({}, { [`${cfgDir}/roles.json`]: JSON.stringify(doc) });
+    expectProblem(badRoles({ users: [{ name: 'x', ensure: 'gone' }] }), /roles\.json: users\[0\]\.ensure got "gone"; accepted: "present" .* or "absent"/);
+    expectProblem(badRoles({ users: [{ name: 'x', inRoles: ['no good'] }] }), /users\[0\]\.inRoles got \["no good"\]; accepted: an array of role names/);
+    expectProblem(badRoles({ users: [{ name: 'x', inRoles: ['x'] }] }), /cannot be a member of itself/);
+    expectProblem(badRoles({ users: [{ name: 'x', connectionLimit: -2 }] }), /users\[0\]\.connectionLimit got -2; accepted: an integer, -1 for no limit/);
+    expectProblem(badRoles({ users: [{ name: 'x', password: 'p' }] }), /users\[0\]: unknown key\(s\) password; accepted: name, ensure, passwordKey/);
+    expectProblem(badRoles({ databases: [{ name: 'd', ensure: 'maybe' }] }), /databases\[0\]\.ensure got "maybe"/);
+    expectProblem(badRoles({ grants: [] }), /roles\.json: unknown key\(s\) grants; accepted: users, databases/);
+    expectProblem(badRoles({ users: [{ name: 'postgres' }] }), /users entry "postgres" is a role the entrypoint manages/);
+    expectProblem(() => load({}, {
+      [`${cfgDir}/roles.json`]: JSON.stringify({ users: [{ name: 'a' }] }),
+      [`${cfgDir}/bootstrap.json`]: JSON.stringify({ users: [{ name: 'a' }] }),
+    }), /roles\.json: users entry "a" is in bootstrap\.json too/);
   });
 });
 

@@ -94,7 +94,7 @@ describe('standaloneSettings', () => {
     const cfg = loadConfig(s.env, memFiles(BIN), { standalone: { hostAuthMethod: s.hostAuthMethod, database: s.database, initdbArgs: s.initdbArgs } });
     assert.equal(cfg.superuser, 'my user');
     assert.equal(cfg.appUser, null);
-    assert.deepEqual(cfg.bootstrap.databases, [{ name: 'my "db\'', owner: 'my user' }]);
+    assert.deepEqual(cfg.bootstrap.databases, [{ name: 'my "db\'', owner: 'my user', ensure: 'present', connectionLimit: -1 }]);
     assert.deepEqual(cfg.bootstrap.initdb.args.slice(-2), s.initdbArgs);
     const hba = renderPgHba(cfg);
     assert.match(hba, /^local\s+all\s+all\s+trust$/m);

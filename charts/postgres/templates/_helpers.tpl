@@ -140,6 +140,16 @@ the Secret keys, the projected file names and the Vault Agent secret names. */}}
 {{- toJson (uniq $keys) -}}
 {{- end -}}
 
+{{/* postgres.builtinCredentialKeys: the credential keys of auth.* (superuser, replication, app
+when auth.appUser is set, API token), as a JSON list: the keys projected one by one into
+secrets/. Users' passwordKeys are not among them (postgres.rolesSecretVolume). */}}
+{{- define "postgres.builtinCredentialKeys" -}}
+{{- $k := .Values.auth.secretKeys -}}
+{{- $keys := list $k.superuserPassword $k.replicationPassword -}}
+{{- if .Values.auth.appUser }}{{ $keys = append $keys $k.appPassword }}{{ end -}}
+{{- toJson (append $keys $k.apiToken) -}}
+{{- end -}}
+
 {{/* postgres.testKey: the credential the helm test pod logs in with: the application user's
 password, or the superuser's when there is no application user. */}}
 {{- define "postgres.testKey" -}}
@@ -309,6 +319,7 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- $errors = append $errors (printf "databases[%d].owner %q is not a user this chart creates (auth.superuser, auth.appUser or users[].name)" $i $d.owner) -}}
 {{- end -}}
 {{- end -}}
+{{- $errors = concat $errors (include "postgres.rolesErrors" . | fromJsonArray) -}}
 {{- $errors = concat $errors (include "postgres.backupErrors" . | fromJsonArray) -}}
 {{- $errors = concat $errors (include "postgres.parameterErrors" . | fromJsonArray) -}}
 {{- $errors = concat $errors (include "postgres.sizeErrors" . | fromJsonArray) -}}
@@ -317,22 +328,12 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* postgres.bootstrapJson: bootstrap.json of the contract: initdb options, the extra users (name,
-passwordKey when set, options) and databases (name, owner defaulting to the superuser). */}}
+{{/* postgres.bootstrapJson: bootstrap.json of the contract: the initdb options. Users and
+databases are in roles.json (postgres.rolesJson, a ConfigMap of their own). */}}
 {{- define "postgres.bootstrapJson" -}}
 {{- $i := .Values.initdb -}}
-{{- $users := list -}}
-{{- range .Values.users -}}
-{{- $u := dict "name" .name "options" (default (list) .options) -}}
-{{- if .passwordKey }}{{ $_ := set $u "passwordKey" .passwordKey }}{{ end -}}
-{{- $users = append $users $u -}}
-{{- end -}}
-{{- $dbs := list -}}
-{{- range .Values.databases -}}
-{{- $dbs = append $dbs (dict "name" .name "owner" (default $.Values.auth.superuser .owner)) -}}
-{{- end -}}
 {{- $initdb := dict "encoding" $i.encoding "locale" $i.locale "dataChecksums" $i.dataChecksums "args" (default (list) $i.args) -}}
-{{- toJson (dict "initdb" $initdb "users" $users "databases" $dbs) -}}
+{{- toJson (dict "initdb" $initdb) -}}
 {{- end -}}
 
 {{/* postgres.pgHba: pg_hba.conf of the contract: postgresql.pgHba, one rule per line (the
@@ -380,6 +381,8 @@ entrypoint appends them after its built-in rules). */}}
   value: /etc/pg-autopilot
 - name: PGA_SECRETS_DIR
   value: {{ $dir }}
+- name: PGA_ROLES_SECRETS_DIR
+  value: {{ include "postgres.rolesSecretDir" . }}
 - name: PGA_LOOP_SECONDS
   value: {{ $a.loopSeconds | toString | quote }}
 - name: PGA_LEASE_SECONDS
@@ -468,10 +471,11 @@ fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts.
               path: initdb.d/{{ $name }}
             {{- end }}
       {{- if not .Values.vault.enabled }}
+      # the built-in credentials only: users' passwordKeys are in the role-secrets volume
       - secret:
           name: {{ include "postgres.secretName" . }}
           items:
-            {{- range $key := include "postgres.credentialKeys" . | fromJsonArray }}
+            {{- range $key := include "postgres.builtinCredentialKeys" . | fromJsonArray }}
             - key: {{ $key }}
               path: secrets/{{ $key }}
             {{- end }}
@@ -492,6 +496,13 @@ fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts.
       {{- with include "postgres.backupVolumeSources" . | trim }}
       {{- . | nindent 6 }}
       {{- end }}
+      # last: users and databases: outside checksum/config, refreshed in place by the kubelet
+      - configMap:
+          name: {{ include "postgres.fullname" . }}-roles
+          items:
+            - key: roles.json
+              path: roles.json
+{{- include "postgres.rolesSecretVolume" . }}
 {{- end -}}
 
 {{/* postgres.affinity: the affinity value as it is when set (a full override); else pod

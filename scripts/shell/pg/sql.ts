@@ -6,25 +6,16 @@
 // hold every connection slot; a short connection of its own for long statements (CHECKPOINT,
 // bootstrap, ad-hoc queries) that must not hold up the status queued behind them.
 
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Files } from './files.js';
 import type { LocalSession } from './session.js';
 import type { Endpoint, PgContext, PgStatus } from './types.js';
 import { psqlScript } from './commands.js';
+import { reservedRoles, syncRoles } from './roles-sql.js';
+import { scramVerifier } from './scram.js';
 
-/** SCRAM-SHA-256 verifier for `PASSWORD '…'`, computed here so the plaintext password never
- *  appears in a statement (and so in no server log). ASCII passwords only: PostgreSQL applies
- *  SASLprep, which is the identity for printable ASCII; other passwords are sent as literals. */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string | null {
-  if (!/^[\x20-\x7e]*$/.test(password)) return null;
-  const salted = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
-}
+export { scramVerifier };
 
 const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
 const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -133,8 +124,13 @@ export async function bootstrapSql(ctx: PgContext, files: Files): Promise<void> 
       await upsertRole(cfg.appUser, ['LOGIN'], cfg.secrets.appPassword);
       await ensureDb(cfg.appDatabase, cfg.appUser);
     }
-    for (const u of cfg.bootstrap.users) await upsertRole(u.name, u.options, u.password);
-    for (const d of cfg.bootstrap.databases) await ensureDb(d.name, d.owner);
+    // the declared users and databases: the same planner the primary runs on every change
+    const r = await syncRoles(c, cfg.bootstrap.users, cfg.bootstrap.databases, reservedRoles(cfg), (a, error) => {
+      if (error === null) log.info('roles: done', { kind: a.kind, subject: a.subject, reason: a.reason, sql: a.sql });
+      else log.error('roles: failed', { kind: a.kind, subject: a.subject, reason: a.reason, sql: a.sql, error });
+    });
+    for (const w of r.plan.warnings) log.warn('roles: refused', { why: w });
+    if (r.failed.length) throw new Error(`bootstrap: ${r.failed.length} statement(s) for users/databases failed: ${r.failed.map((f) => `${f.action.sql}: ${f.error}`).join('; ')}`);
   }, 60_000);
   for (const s of cfg.bootstrap.scripts) {
     if (done.includes(s.name)) {
