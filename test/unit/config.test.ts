@@ -1,19 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, findBinDir, loadCliConfig, loadConfig, trimSecret, type FileReader } from '../../scripts/core/config.js';
-
-/** In-memory FileReader: files by absolute path; directories are implied by the paths. */
-function memFiles(files: Record<string, string>): FileReader {
-  return {
-    readFile: (p) => (Object.hasOwn(files, p) ? (files[p] as string) : null),
-    listDir: (p) => {
-      const prefix = p.endsWith('/') ? p : p + '/';
-      const names = new Set<string>();
-      for (const f of Object.keys(files)) if (f.startsWith(prefix)) names.add(f.slice(prefix.length).split('/')[0] as string);
-      return names.size ? [...names] : null;
-    },
-  };
-}
+import { memFiles } from './mem-files.js';
 
 const BASE_FILES: Record<string, string> = {
   '/usr/lib/postgresql/15/bin/postgres': 'ELF',

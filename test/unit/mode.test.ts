@@ -6,18 +6,7 @@ import { ConfigError, loadConfig, type FileReader } from '../../scripts/core/con
 import { decideMode, SA_TOKEN_PATH } from '../../scripts/core/mode.js';
 import { renderPgHba } from '../../scripts/core/render.js';
 import { classifyInitScripts, NO_PASSWORD_MESSAGE, shellWords, standaloneSettings } from '../../scripts/core/standalone.js';
-
-function memFiles(files: Record<string, string>): FileReader {
-  return {
-    readFile: (p) => (Object.hasOwn(files, p) ? (files[p] as string) : null),
-    listDir: (p) => {
-      const prefix = p.endsWith('/') ? p : p + '/';
-      const names = new Set<string>();
-      for (const f of Object.keys(files)) if (f.startsWith(prefix)) names.add(f.slice(prefix.length).split('/')[0] as string);
-      return names.size ? [...names] : null;
-    },
-  };
-}
+import { memFiles } from './mem-files.js';
 
 const problemsOf = (fn: () => unknown): string[] => {
   try {
