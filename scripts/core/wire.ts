@@ -111,6 +111,8 @@ export interface MemberStatus {
   nofailover: boolean;
   syncStandby: boolean;
   systemId?: string | null;
+  /** its postgres has parameters changed that apply only at a restart (pg_settings.pending_restart) */
+  pendingRestart?: boolean;
   updatedAt: string;
 }
 
@@ -139,6 +141,8 @@ export function parseMemberStatus(x: unknown): MemberStatus | null {
     nofailover: s.nofailover === true,
     syncStandby: s.syncStandby === true,
     systemId: sysid && SYSTEM_ID.test(sysid) ? sysid : null,
+    // anything but true reads as "nothing pending": a malformed flag never restarts a member
+    pendingRestart: s.pendingRestart === true,
     updatedAt: str(s.updatedAt) ?? '',
   };
 }

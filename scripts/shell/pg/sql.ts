@@ -265,3 +265,13 @@ export async function sourceCheckpoint(ctx: PgContext, from: Endpoint): Promise<
     await c.end().catch(() => undefined);
   }
 }
+
+/** See Postgres.settingsState: one round trip over the member's own session. */
+export async function settingsState(session: LocalSession): Promise<import('./types.js').SettingsState> {
+  return session.use(async (c) => {
+    const t = (await c.query('SELECT pg_conf_load_time()::text AS t')).rows[0] as { t: string };
+    const p = (await c.query('SELECT name, context FROM pg_settings WHERE pending_restart ORDER BY name')).rows as { name: string; context: string }[];
+    const f = (await c.query("SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL AND error <> 'setting could not be applied' ORDER BY seqno")).rows as { name: string | null; error: string }[];
+    return { loadedAt: t.t, pendingRestart: p, fileErrors: f };
+  });
+}

@@ -1,0 +1,124 @@
+// Parameters changed live. Every tick compares $PGA_CONFIG_DIR/parameters.json with what was last
+// read (the kubelet updates a ConfigMap volume in place, about a minute after `helm upgrade`). A
+// new file is validated as at start (core/live-parameters.ts); a refused one leaves the member on
+// the parameters it runs with, and the problem is logged, sent as an event and published in
+// /status and /metrics: a running member never stops over it. An accepted one: postgresql.conf
+// rewritten, postgres reloaded, then pg_settings says which changes wait for a restart (context
+// postmaster): published (status pendingRestart, pga_pending_restart), and the primary rolls them
+// (core/restart.ts). A value postgres itself refuses (pg_file_settings) would make its next start
+// fail: the previous parameters are written back at once.
+import { changedParameters, readLiveParameters } from '../core/live-parameters.js';
+import { nodeFileReader } from './files.js';
+import type { SettingsState } from './postgres.js';
+import { errMsg, type State } from './state.js';
+
+/** How long a reload may take to reach our own session (pg_conf_load_time moves) before we read anyway. */
+const RELOAD_WAIT_MS = 5_000;
+
+function readText(path: string): { text: string | null } | { error: string } {
+  try { return { text: nodeFileReader.readFile(path) }; } catch (e) { return { error: errMsg(e) }; }
+}
+
+/** Once per tick, before the observation. Never throws. */
+export async function checkParameters(st: State): Promise<void> {
+  try {
+    const path = `${st.cfg.configDir}/parameters.json`;
+    const r = readText(path);
+    if ('error' in r) {
+      // read again (and applied, or found unchanged) once it is readable
+      st.params.text = '\0unreadable';
+      refuse(st, [`${path}: cannot read (${r.error}). Fix: make it readable by the postgres user`]);
+    } else if (st.params.text === null) {
+      // the configuration was loaded from this file at start; what differs in it are `-c` values
+      st.params.text = r.text ?? '';
+      const file = readLiveParameters(path, r.text, false);
+      st.params.overrides = file.ok ? Object.fromEntries(Object.entries(st.cfg.parameters).filter(([k, v]) => file.params[k] !== v)) : {};
+    } else if ((r.text ?? '') !== st.params.text) {
+      st.params.text = r.text ?? '';
+      await apply(st, path, r.text);
+    }
+    await refreshPending(st);
+  } catch (e) {
+    st.log.error('checking parameters.json failed', { error: errMsg(e) });
+  }
+}
+
+function refuse(st: State, problems: string[]): void {
+  const same = st.params.problems.join('\n') === problems.join('\n');
+  st.params.problems = problems;
+  if (same) return;
+  st.log.error('new parameters refused: running on with the parameters applied before', { problems });
+  void st.kube.event('Pod', st.cfg.podName, 'ParametersRefused', `${st.cfg.podName} keeps its parameters: ${problems.join('; ')}`.slice(0, 1000), 'Warning');
+}
+
+async function apply(st: State, path: string, text: string | null): Promise<void> {
+  const { cfg, pg, log } = st;
+  const next = readLiveParameters(path, text, cfg.backup !== null && cfg.backup !== undefined, st.params.overrides ?? {});
+  if (!next.ok) { refuse(st, next.problems); return; }
+  const old = cfg.parameters;
+  const changed = changedParameters(old, next.params);
+  st.params.problems = [];
+  if (!changed.length) return;
+  // The Config object is the one the PostgreSQL layer renders postgresql.conf from.
+  cfg.parameters = next.params;
+  st.params.appliedAt = new Date();
+  if (!pg.isRunning()) { log.info('parameters changed: they apply when postgres starts', { changed }); return; }
+  const before = await pg.settingsState().then((s) => s.loadedAt, () => null);
+  let state: SettingsState | null;
+  try {
+    if (!(await pg.rewriteConfig())) { log.info('parameters changed: they apply when postgres starts', { changed }); return; }
+    await pg.reload();
+    state = await afterReload(st, before);
+  } catch (e) {
+    cfg.parameters = old;
+    await pg.rewriteConfig().catch(() => false);
+    st.params.problems = [`could not apply the new parameters (${errMsg(e)}); running on with the previous ones`];
+    log.error('applying the new parameters failed', { error: errMsg(e), changed });
+    return;
+  }
+  const lower = new Set(changed.map((n) => n.toLowerCase()));
+  const refused = (state?.fileErrors ?? []).filter((f) => f.name === null || lower.has(f.name.toLowerCase()));
+  if (refused.length) {
+    // postgres would not start on these values: write the previous ones back before anything restarts it
+    cfg.parameters = old;
+    if (await pg.rewriteConfig().catch(() => false)) await pg.reload();
+    refuse(st, refused.map((f) => `${path}: postgres refuses ${f.name ?? 'the configuration'}: ${f.error}. Fix: correct postgresql.parameters${f.name ? `.${f.name}` : ''}`));
+    return;
+  }
+  if (state) { st.params.pending = state.pendingRestart.map((p) => p.name); st.params.pendingPid = pg.pid(); }
+  const pending = new Set(st.params.pending);
+  const reloaded = changed.filter((n) => !pending.has(n.toLowerCase()));
+  const waiting = changed.filter((n) => pending.has(n.toLowerCase()));
+  log.info('parameters applied by reload', { reloaded, pendingRestart: waiting, allPendingRestart: st.params.pending, contexts: state?.pendingRestart ?? null });
+  void st.kube.event('Pod', cfg.podName, 'ParametersApplied',
+    `${cfg.podName} reloaded postgres: ${reloaded.length ? `applied ${reloaded.join(', ')}` : 'nothing applied live'}${waiting.length ? `; pending a restart: ${waiting.join(', ')}` : ''}`.slice(0, 1000));
+}
+
+/** The settings once our own session has processed the reload (its pg_conf_load_time moved), or after RELOAD_WAIT_MS. */
+async function afterReload(st: State, before: string | null): Promise<SettingsState | null> {
+  const until = Date.now() + RELOAD_WAIT_MS;
+  let last: SettingsState | null = null;
+  for (;;) {
+    last = await st.pg.settingsState().catch(() => last);
+    if (last && before !== null && last.loadedAt !== before) return last;
+    if (Date.now() >= until) {
+      st.log.warn('postgres did not confirm the reload in time; reading its settings anyway', { waitedMs: RELOAD_WAIT_MS });
+      return last;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** pending_restart belongs to one postmaster: read again whenever postgres (re)started. */
+async function refreshPending(st: State): Promise<void> {
+  const pid = st.pg.isRunning() ? st.pg.pid() : null;
+  if (pid === null) { st.params.pending = []; st.params.pendingPid = null; return; }
+  if (pid === st.params.pendingPid) return;
+  try {
+    const s = await st.pg.settingsState();
+    const was = st.params.pending;
+    st.params.pending = s.pendingRestart.map((p) => p.name);
+    st.params.pendingPid = pid;
+    if (was.join() !== st.params.pending.join()) st.log.info('parameters pending a restart', { pendingRestart: st.params.pending });
+  } catch { /* not accepting yet: the next tick */ }
+}
