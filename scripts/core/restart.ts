@@ -6,7 +6,22 @@
 // primary asks it to restart its own postgres in place (faster than a new pod, and the pod stays).
 // Then, with every replica restarted, a hand-off to one of them; the old primary restarts as a
 // replica. A lone primary restarts in place (its clients wait for it either way). Pause stops it.
+//
+// A hot standby refuses to start with a standby-bounded parameter (max_connections …) below the
+// primary's value (FATAL "insufficient parameter settings"). So a replica is asked only when its
+// next values are at least the primary's running ones; when the primary lowers one itself, it
+// restarts first, in place (a hand-off would give the lead to a replica still on the higher
+// value, which its own restart as a replica could not follow), and the replicas follow.
 import type { Action, Decision, Endpoint, Memory, MemberView, Observation } from './types.js';
+
+/** Parameters a hot standby must have at least as high as its primary (PostgreSQL: "Hot Standby", Administrator's Overview). */
+export const STANDBY_BOUNDED = ['max_connections', 'max_locks_per_transaction', 'max_prepared_transactions', 'max_wal_senders', 'max_worker_processes'] as const;
+
+/** The bounded parameters whose `next` value is below the `floor` one (either unknown: none). */
+export function belowBounds(next: Record<string, number> | undefined, floor: Record<string, number> | undefined): string[] {
+  if (!next || !floor) return [];
+  return STANDBY_BOUNDED.filter((p) => next[p] !== undefined && floor[p] !== undefined && next[p]! < floor[p]!);
+}
 
 const act = (memory: Memory, reason: string, ...actions: Action[]): Decision => ({ actions, reason, memory });
 const ordinal = (name: string) => Number(name.match(/(\d+)$/)?.[1] ?? -1);
@@ -32,10 +47,21 @@ export function restartRoll(o: Observation, m: Memory, hand: { target: string | 
   const what = `parameters pending a restart on ${who}`;
   const allThere = o.expectedMembers === null || o.members.length + 1 >= o.expectedMembers;
   const settled = everyMemberSettled(o, false);
-  if (replicas.length) {
+  const lowered = ours.length ? belowBounds(o.nextBounds, o.runningBounds) : [];
+  // replicas that could start on their next values while we run on ours
+  const ready = replicas.filter((x) => belowBounds(x.nextBounds, o.runningBounds).length === 0);
+  if (ready.length && !lowered.length) {
     if (!settled) return act(m, `${what}: waiting until every member${allThere ? '' : ` (${o.expectedMembers})`} is there, healthy and streaming`);
-    const r = replicas[0]!;
+    const r = ready[0]!;
     return act(m, `${what}: asking replica ${r.name} to restart its postgres`, { type: 'restart_member', pod: r.name, apiUrl: r.apiUrl });
+  }
+  if (lowered.length) {
+    if (!settled) return act(m, `${what}: we lower ${lowered.join(', ')} and restart first; waiting until every member${allThere ? '' : ` (${o.expectedMembers})`} is there, healthy and streaming`);
+    return act(m, `${what}: we lower ${lowered.join(', ')}, which a hot standby needs at least as high as its primary: restarting our postgres in place first`, { type: 'restart_postgres', follow: null, parameters: ours });
+  }
+  if (replicas.length) {
+    const r = replicas[0]!;
+    return act(m, `${what}: ${r.name} would start with ${belowBounds(r.nextBounds, o.runningBounds).join(', ')} below ours; waiting until we have the lower values too`);
   }
   if (o.members.length === 0 && (o.expectedMembers ?? 1) <= 1) {
     return act(m, `${what} (${ours.join(', ')}): no replica to hand over to, restarting our postgres in place`, { type: 'restart_postgres', follow: null, parameters: ours });

@@ -42,6 +42,8 @@ export interface MemberView {
   ready: boolean | null;
   /** its postgres has parameters changed that apply only at a restart (pg_settings.pending_restart) */
   pendingRestart?: boolean;
+  /** the standby-bounded parameters (restart.ts STANDBY_BOUNDED) its postgres will run with after a restart */
+  nextBounds?: Record<string, number>;
 }
 
 export interface LeaseView {
@@ -136,6 +138,10 @@ export interface Observation {
   backup?: BackupView | null;
   /** parameters of our running postgres that apply only at a restart (pg_settings.pending_restart) */
   pendingRestart?: string[];
+  /** the standby-bounded parameters (restart.ts STANDBY_BOUNDED): what our postgres runs with, and
+   *  what it will run with after a restart (unknown: absent) */
+  runningBounds?: Record<string, number>;
+  nextBounds?: Record<string, number>;
   /** the member that asked us (POST /restart) since the last tick to restart postgres for them; null = nobody */
   restartRequestedBy?: string | null;
 }

@@ -9,20 +9,23 @@
 // fail: the previous parameters are written back at once.
 import { changedParameters, readLiveParameters } from '../core/live-parameters.js';
 import { nodeFileReader } from './files.js';
-import type { SettingsState } from './postgres.js';
 import { errMsg, type State } from './state.js';
 
-/** How long a reload may take to reach our own session (pg_conf_load_time moves) before we read anyway. */
+/** How long a reload may take to reach our own session (its pg_conf_load_time moves) before we read anyway. */
 const RELOAD_WAIT_MS = 5_000;
 
 function readText(path: string): { text: string | null } | { error: string } {
   try { return { text: nodeFileReader.readFile(path) }; } catch (e) { return { error: errMsg(e) }; }
 }
 
-/** Once per tick, before the observation. Never throws. */
+/**
+ * Once per tick, before the observation; never throws, and never holds the tick up for long (a
+ * primary renews its lease from the tick): the reload's outcome is read by the following ticks.
+ */
 export async function checkParameters(st: State): Promise<void> {
   try {
     const path = `${st.cfg.configDir}/parameters.json`;
+    if (st.params.reloading) { await confirmReload(st, path); return; }
     const r = readText(path);
     if ('error' in r) {
       // read again (and applied, or found unchanged) once it is readable
@@ -36,6 +39,7 @@ export async function checkParameters(st: State): Promise<void> {
     } else if ((r.text ?? '') !== st.params.text) {
       st.params.text = r.text ?? '';
       await apply(st, path, r.text);
+      if (st.params.reloading) return;
     }
     await refreshPending(st);
   } catch (e) {
@@ -64,11 +68,9 @@ async function apply(st: State, path: string, text: string | null): Promise<void
   st.params.appliedAt = new Date();
   if (!pg.isRunning()) { log.info('parameters changed: they apply when postgres starts', { changed }); return; }
   const before = await pg.settingsState().then((s) => s.loadedAt, () => null);
-  let state: SettingsState | null;
   try {
     if (!(await pg.rewriteConfig())) { log.info('parameters changed: they apply when postgres starts', { changed }); return; }
     await pg.reload();
-    state = await afterReload(st, before);
   } catch (e) {
     cfg.parameters = old;
     await pg.rewriteConfig().catch(() => false);
@@ -76,49 +78,50 @@ async function apply(st: State, path: string, text: string | null): Promise<void
     log.error('applying the new parameters failed', { error: errMsg(e), changed });
     return;
   }
-  const lower = new Set(changed.map((n) => n.toLowerCase()));
-  const refused = (state?.fileErrors ?? []).filter((f) => f.name === null || lower.has(f.name.toLowerCase()));
+  st.params.reloading = { before, sinceMs: st.now(), changed, previous: old };
+}
+
+/** The reload's outcome, once our own session has processed it (its pg_conf_load_time moved) or RELOAD_WAIT_MS passed. */
+async function confirmReload(st: State, path: string): Promise<void> {
+  const { cfg, pg, log } = st;
+  const r = st.params.reloading!;
+  const state = await pg.settingsState().catch(() => null);
+  const confirmed = state !== null && r.before !== null && state.loadedAt !== r.before;
+  if (!confirmed && st.now() - r.sinceMs < RELOAD_WAIT_MS) return;
+  st.params.reloading = null;
+  if (!confirmed) log.warn('postgres did not confirm the reload in time; reading its settings anyway', { waitedMs: st.now() - r.sinceMs });
+  if (!state) return; // postgres went away: refreshPending reads the next one
+  const lower = new Set(r.changed.map((n) => n.toLowerCase()));
+  const refused = state.fileErrors.filter((f) => f.name === null || lower.has(f.name.toLowerCase()));
   if (refused.length) {
     // postgres would not start on these values: write the previous ones back before anything restarts it
-    cfg.parameters = old;
+    cfg.parameters = r.previous;
     if (await pg.rewriteConfig().catch(() => false)) await pg.reload();
     refuse(st, refused.map((f) => `${path}: postgres refuses ${f.name ?? 'the configuration'}: ${f.error}. Fix: correct postgresql.parameters${f.name ? `.${f.name}` : ''}`));
     return;
   }
-  if (state) { st.params.pending = state.pendingRestart.map((p) => p.name); st.params.pendingPid = pg.pid(); }
+  st.params.pending = state.pendingRestart.map((p) => p.name);
+  st.params.pendingPid = pg.pid();
+  st.params.bounds = state.bounds;
   const pending = new Set(st.params.pending);
-  const reloaded = changed.filter((n) => !pending.has(n.toLowerCase()));
-  const waiting = changed.filter((n) => pending.has(n.toLowerCase()));
-  log.info('parameters applied by reload', { reloaded, pendingRestart: waiting, allPendingRestart: st.params.pending, contexts: state?.pendingRestart ?? null });
+  const reloaded = r.changed.filter((n) => !pending.has(n.toLowerCase()));
+  const waiting = r.changed.filter((n) => pending.has(n.toLowerCase()));
+  log.info('parameters applied by reload', { reloaded, pendingRestart: waiting, allPendingRestart: st.params.pending, contexts: state.pendingRestart });
   void st.kube.event('Pod', cfg.podName, 'ParametersApplied',
     `${cfg.podName} reloaded postgres: ${reloaded.length ? `applied ${reloaded.join(', ')}` : 'nothing applied live'}${waiting.length ? `; pending a restart: ${waiting.join(', ')}` : ''}`.slice(0, 1000));
-}
-
-/** The settings once our own session has processed the reload (its pg_conf_load_time moved), or after RELOAD_WAIT_MS. */
-async function afterReload(st: State, before: string | null): Promise<SettingsState | null> {
-  const until = Date.now() + RELOAD_WAIT_MS;
-  let last: SettingsState | null = null;
-  for (;;) {
-    last = await st.pg.settingsState().catch(() => last);
-    if (last && before !== null && last.loadedAt !== before) return last;
-    if (Date.now() >= until) {
-      st.log.warn('postgres did not confirm the reload in time; reading its settings anyway', { waitedMs: RELOAD_WAIT_MS });
-      return last;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** pending_restart belongs to one postmaster: read again whenever postgres (re)started. */
 async function refreshPending(st: State): Promise<void> {
   const pid = st.pg.isRunning() ? st.pg.pid() : null;
-  if (pid === null) { st.params.pending = []; st.params.pendingPid = null; return; }
+  if (pid === null) { st.params.pending = []; st.params.pendingPid = null; st.params.bounds = null; return; }
   if (pid === st.params.pendingPid) return;
   try {
     const s = await st.pg.settingsState();
     const was = st.params.pending;
     st.params.pending = s.pendingRestart.map((p) => p.name);
     st.params.pendingPid = pid;
+    st.params.bounds = s.bounds;
     if (was.join() !== st.params.pending.join()) st.log.info('parameters pending a restart', { pendingRestart: st.params.pending });
   } catch { /* not accepting yet: the next tick */ }
 }

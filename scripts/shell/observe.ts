@@ -43,6 +43,7 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     leaving: !!pod?.metadata.deletionTimestamp,
     ready: podReady(pod),
     pendingRestart: s.pendingRestart === true,
+    ...(s.nextBounds ? { nextBounds: s.nextBounds } : {}),
   };
 }
 
@@ -160,6 +161,7 @@ export async function observe(st: State): Promise<Observation> {
     expectedMembers: st.sts?.spec?.replicas ?? null,
     backup: await backupView(st),
     pendingRestart: st.params.pending,
+    ...(st.params.bounds ? { runningBounds: st.params.bounds.running, nextBounds: st.params.bounds.next } : {}),
     restartRequestedBy: consumeRestartRequest(st),
   };
 }

@@ -53,6 +53,7 @@ export function myStatus(st: State): MemberStatus {
     syncStandby: (st.lease?.metadata.annotations?.[A.syncStandbys] ?? '').split(',').includes(st.cfg.podName),
     systemId: s?.systemIdentifier ?? null,
     pendingRestart: st.params.pending.length > 0,
+    ...(st.params.bounds ? { nextBounds: st.params.bounds.next } : {}),
     updatedAt: new Date().toISOString(),
   };
 }

@@ -83,7 +83,11 @@ export interface ParamsState {
   /** parameters of the running postgres pending a restart, and the postmaster they were read from */
   pending: string[];
   pendingPid: number | null;
+  /** the standby-bounded parameters (core/restart.ts): running now, and after a restart (null: not read) */
+  bounds: { running: Record<string, number>; next: Record<string, number> } | null;
   appliedAt: Date | null;
+  /** a reload sent and not yet confirmed by our session: what changed, and the parameters to write back if postgres refuses them */
+  reloading: { before: string | null; sinceMs: number; changed: string[]; previous: Record<string, string> } | null;
   /** a member asked us (POST /restart) to restart postgres; consumed by the next observation */
   restartRequestedBy: string | null;
 }
@@ -120,7 +124,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     onWatchdog: () => undefined,
     wake: () => undefined,
     backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
-    params: { text: null, overrides: null, problems: [], pending: [], pendingPid: null, appliedAt: null, restartRequestedBy: null },
+    params: { text: null, overrides: null, problems: [], pending: [], pendingPid: null, bounds: null, reloading: null, appliedAt: null, restartRequestedBy: null },
   };
 }
 

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMemberStatus } from '../../scripts/core/wire.js';
+import { belowBounds } from '../../scripts/core/restart.js';
 import { member, primaryMember, lease, pgPrimary, pgReplica, obs, decide, type Case } from './fixtures.js';
 
 const pending = (name: string, over = {}) => member(name, { pendingRestart: true, ...over });
@@ -27,6 +28,13 @@ const rows: Row[] = [
   { name: 'a lone primary pending: restart in place', o: obs('m0', { pendingRestart: ['shared_buffers'], members: [], pg: { ...pgPrimary, streamingReplicas: [] } }), want: ['restart_postgres'], reason: /in place/ },
   { name: 'a lone primary of a 3-member StatefulSet: never in place, wait for the others', o: obs('m0', { pendingRestart: ['shared_buffers'], expectedMembers: 3, members: [], pg: { ...pgPrimary, streamingReplicas: [] } }), want: [], reason: /waiting/ },
   { name: 'a rolling update goes first (it restarts every pod anyway)', o: obs('m0', { revision: 'old', updateRevision: 'new', members: [pending('m1', { revision: 'old' }), pending('m2', { revision: 'old' })] }), want: ['evict_pod'], reason: /rolling update/ },
+  // --- standby-bounded parameters (a hot standby needs them at least as high as its primary) ---
+  { name: 'raising max_connections: replicas first (their next value is above our running one)', o: obs('m0', { pendingRestart: ['max_connections'], runningBounds: { max_connections: 100 }, nextBounds: { max_connections: 200 }, members: [pending('m1', { nextBounds: { max_connections: 200 } }), pending('m2', { nextBounds: { max_connections: 200 } })] }), want: ['restart_member'], to: 'm2' },
+  { name: 'lowering max_connections: the primary restarts first, in place (replicas would not start below it)', o: obs('m0', { pendingRestart: ['max_connections'], runningBounds: { max_connections: 200 }, nextBounds: { max_connections: 100 }, members: [pending('m1', { nextBounds: { max_connections: 100 } }), pending('m2', { nextBounds: { max_connections: 100 } })] }), want: ['restart_postgres'], reason: /lower max_connections.*in place first/ },
+  { name: 'lowering, a member not streaming: the primary waits before its own restart', o: obs('m0', { pendingRestart: ['max_connections'], runningBounds: { max_connections: 200 }, nextBounds: { max_connections: 100 }, members: [pending('m1'), pending('m2')], pg: { ...pgPrimary, streamingReplicas: ['m1'] } }), want: [], reason: /waiting/ },
+  { name: 'lowering, primary restarted (runs the lower value): now the replicas', o: obs('m0', { runningBounds: { max_connections: 100 }, nextBounds: { max_connections: 100 }, members: [pending('m1', { nextBounds: { max_connections: 100 } }), pending('m2', { nextBounds: { max_connections: 100 } })] }), want: ['restart_member'], to: 'm2' },
+  { name: 'a replica would start below us and we have not seen the change yet: wait, ask nobody', o: obs('m0', { runningBounds: { max_connections: 200 }, nextBounds: { max_connections: 200 }, members: [pending('m1', { nextBounds: { max_connections: 100 } }), member('m2')] }), want: [], reason: /m1 would start with max_connections below ours/ },
+  { name: 'only the replica that can start is asked', o: obs('m0', { runningBounds: { max_connections: 200 }, members: [pending('m1', { nextBounds: { max_connections: 300 } }), pending('m2', { nextBounds: { max_connections: 100 } })] }), want: ['restart_member'], to: 'm1' },
   // --- a replica asked by the primary ---
   { name: 'replica asked by the holder, pending: restart in place, following it', o: obs('m1', { restartRequestedBy: 'm0', pendingRestart: ['max_connections'] }), want: ['restart_postgres'], reason: /m0 asked us/ },
   { name: 'replica asked but nothing pending (request repeated after our restart): nothing', o: obs('m1', { restartRequestedBy: 'm0', pendingRestart: [] }), want: [], reason: /streaming from m0/ },
@@ -59,6 +67,8 @@ test('restart: a replica restarts following the holder it was asked by', () => {
 
 test('restart: the published flag is validated (only true means pending)', () => {
   const base = { name: 'm1', host: 'h', port: 5432, apiUrl: 'u' };
+  assert.deepEqual(parseMemberStatus({ ...base, nextBounds: { max_connections: 200 } })?.nextBounds, { max_connections: 200 });
+  for (const bad of [{ max_connections: -1 }, { max_connections: '200' }, { work_mem: 4 }, [1], 'x']) assert.equal(parseMemberStatus({ ...base, nextBounds: bad })?.nextBounds, undefined, JSON.stringify(bad));
   assert.equal(parseMemberStatus({ ...base, pendingRestart: true })?.pendingRestart, true);
   for (const v of [undefined, false, 'true', 1, null]) assert.equal(parseMemberStatus({ ...base, pendingRestart: v })?.pendingRestart, false, String(v));
 });
@@ -72,4 +82,10 @@ test('restart: a replica pending restarts through the primary one at a time (the
   const after = decide(obs('m0', { members: [pending('m1'), member('m2')] }));
   const a = after.actions.find((x) => x.type === 'restart_member');
   assert.ok(a && a.type === 'restart_member' && a.pod === 'm1');
+});
+
+test('restart: belowBounds compares only the bounded parameters both sides know', () => {
+  assert.deepEqual(belowBounds({ max_connections: 50, max_wal_senders: 20 }, { max_connections: 100, max_wal_senders: 10 }), ['max_connections']);
+  assert.deepEqual(belowBounds({ max_connections: 50 }, { max_wal_senders: 10 }), []);
+  assert.deepEqual(belowBounds(undefined, { max_connections: 100 }), []);
 });

@@ -57,6 +57,8 @@ export interface SettingsState {
   loadedAt: string;
   pendingRestart: { name: string; context: string }[];
   fileErrors: { name: string | null; error: string }[];
+  /** the standby-bounded parameters (core/restart.ts): pg_settings now, and the configuration files' (else the built-in default) after a restart */
+  bounds: { running: Record<string, number>; next: Record<string, number> };
 }
 
 export interface Postgres {
