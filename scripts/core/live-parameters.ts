@@ -24,3 +24,23 @@ export function changedParameters(before: Record<string, string>, after: Record<
   const names = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...names].filter((k) => before[k] !== after[k]).sort();
 }
+
+/** PostgreSQL's pg_file_settings.error for a value it did not take on reload: a valid change that
+ *  waits for a restart and an invalid value alike (guc-file: set_config_option returned 0). */
+export const NOT_APPLIED = 'setting could not be applied';
+
+/**
+ * The entries of pg_file_settings, after a reload, that postgres refused — its next start would fail
+ * on them (an invalid value, an unknown name) — among the `changed` parameters. A row that only waits
+ * for a restart is not one: its name is pending a restart in pg_settings, or (a restart-only
+ * parameter removed from the file) it has no name and says it "cannot be changed without restarting".
+ */
+export function refusedSettings(fileErrors: { name: string | null; error: string }[], pendingRestart: string[], changed: string[]): { name: string | null; error: string }[] {
+  const pending = new Set(pendingRestart.map((n) => n.toLowerCase()));
+  const ours = new Set(changed.map((n) => n.toLowerCase()));
+  return fileErrors.filter((f) => {
+    if (f.name === null || f.name === '') return !/cannot be changed without restarting the server/.test(f.error);
+    const n = f.name.toLowerCase();
+    return ours.has(n) && !(f.error === NOT_APPLIED && pending.has(n));
+  });
+}

@@ -7,7 +7,7 @@
 // postmaster): published (status pendingRestart, pga_pending_restart), and the primary rolls them
 // (core/restart.ts). A value postgres itself refuses (pg_file_settings) would make its next start
 // fail: the previous parameters are written back at once.
-import { changedParameters, readLiveParameters } from '../core/live-parameters.js';
+import { changedParameters, readLiveParameters, refusedSettings, NOT_APPLIED } from '../core/live-parameters.js';
 import { nodeFileReader } from './files.js';
 import { errMsg, type State } from './state.js';
 
@@ -91,13 +91,12 @@ async function confirmReload(st: State, path: string): Promise<void> {
   st.params.reloading = null;
   if (!confirmed) log.warn('postgres did not confirm the reload in time; reading its settings anyway', { waitedMs: st.now() - r.sinceMs });
   if (!state) return; // postgres went away: refreshPending reads the next one
-  const lower = new Set(r.changed.map((n) => n.toLowerCase()));
-  const refused = state.fileErrors.filter((f) => f.name === null || lower.has(f.name.toLowerCase()));
+  const refused = refusedSettings(state.fileErrors, state.pendingRestart.map((p) => p.name), r.changed);
   if (refused.length) {
     // postgres would not start on these values: write the previous ones back before anything restarts it
     cfg.parameters = r.previous;
     if (await pg.rewriteConfig().catch(() => false)) await pg.reload();
-    refuse(st, refused.map((f) => `${path}: postgres refuses ${f.name ?? 'the configuration'}: ${f.error}. Fix: correct postgresql.parameters${f.name ? `.${f.name}` : ''}`));
+    refuse(st, refused.map((f) => `${path}: postgres refuses ${f.name || 'the configuration'}: ${f.error === NOT_APPLIED ? 'an invalid value' : f.error} (its log says why). Fix: correct postgresql.parameters${f.name ? `.${f.name}` : ''}`));
     return;
   }
   st.params.pending = state.pendingRestart.map((p) => p.name);

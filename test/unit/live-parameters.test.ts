@@ -2,7 +2,7 @@
 // start, a refusal names why, `-c` values stay on top, and the change is named parameter by parameter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changedParameters, readLiveParameters } from '../../scripts/core/live-parameters.js';
+import { changedParameters, readLiveParameters, refusedSettings, NOT_APPLIED } from '../../scripts/core/live-parameters.js';
 
 const P = '/etc/pg-autopilot/parameters.json';
 interface Row { name: string; text: string | null; backupOn?: boolean; overrides?: Record<string, string>; params?: Record<string, string>; problem?: RegExp }
@@ -35,4 +35,17 @@ for (const r of rows) {
 test('live parameters: the change, named parameter by parameter (added, changed, removed)', () => {
   assert.deepEqual(changedParameters({ work_mem: '4MB', jit: 'off', a: '1' }, { work_mem: '64MB', a: '1', shared_buffers: '1GB' }), ['jit', 'shared_buffers', 'work_mem']);
   assert.deepEqual(changedParameters({ a: '1' }, { a: '1' }), []);
+});
+
+test('live parameters: after a reload, what postgres refused is told from what waits for a restart', () => {
+  const rows: { name: string; errors: { name: string | null; error: string }[]; pending: string[]; changed: string[]; refused: (string | null)[] }[] = [
+    { name: 'a restart-only change waits, not refused', errors: [{ name: 'max_connections', error: NOT_APPLIED }], pending: ['max_connections'], changed: ['max_connections'], refused: [] },
+    { name: 'an invalid value: not applied and not pending', errors: [{ name: 'work_mem', error: NOT_APPLIED }], pending: [], changed: ['work_mem'], refused: ['work_mem'] },
+    { name: 'names compared as PostgreSQL does (any case)', errors: [{ name: 'Work_Mem', error: NOT_APPLIED }], pending: [], changed: ['work_mem'], refused: ['Work_Mem'] },
+    { name: 'an unknown name', errors: [{ name: 'work_memm', error: 'unrecognized configuration parameter' }], pending: [], changed: ['work_memm'], refused: ['work_memm'] },
+    { name: 'a restart-only parameter removed from the file waits', errors: [{ name: null, error: 'parameter "shared_buffers" cannot be changed without restarting the server' }], pending: ['shared_buffers'], changed: ['shared_buffers'], refused: [] },
+    { name: 'an error on a parameter we did not change is not ours to undo', errors: [{ name: 'jit', error: NOT_APPLIED }], pending: [], changed: ['work_mem'], refused: [] },
+    { name: 'an unnamed error of another kind refuses', errors: [{ name: null, error: 'syntax error' }], pending: [], changed: ['work_mem'], refused: [null] },
+  ];
+  for (const r of rows) assert.deepEqual(refusedSettings(r.errors, r.pending, r.changed).map((f) => f.name), r.refused, r.name);
 });

@@ -272,7 +272,7 @@ export async function settingsState(session: LocalSession): Promise<import('./ty
   return session.use(async (c) => {
     const t = (await c.query('SELECT pg_conf_load_time()::text AS t')).rows[0] as { t: string };
     const p = (await c.query('SELECT name, context FROM pg_settings WHERE pending_restart ORDER BY name')).rows as { name: string; context: string }[];
-    const f = (await c.query("SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL AND error <> 'setting could not be applied' ORDER BY seqno")).rows as { name: string | null; error: string }[];
+    const f = (await c.query('SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL ORDER BY seqno')).rows as { name: string | null; error: string }[];
     const b = (await c.query(
       `SELECT s.name, s.setting AS running, COALESCE((SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name AND f.error IS DISTINCT FROM 'syntax error' ORDER BY f.seqno DESC LIMIT 1), s.boot_val) AS next
          FROM pg_settings s WHERE s.name = ANY($1)`, [[...STANDBY_BOUNDED]])).rows as { name: string; running: string; next: string }[];

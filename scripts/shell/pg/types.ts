@@ -91,7 +91,7 @@ export interface Postgres {
   rewriteConfig(): Promise<boolean>;
   /** Over the member's own session: pg_conf_load_time() of that session (it moves once the
    *  session has processed a reload), pg_settings rows pending a restart (name, context), and
-   *  pg_file_settings errors other than "could not be applied" (values postgres refuses) */
+   *  pg_file_settings errors (core/live-parameters.ts refusedSettings tells a refusal from a pending restart) */
   settingsState(): Promise<SettingsState>;
   query(sql: string, params?: unknown[]): Promise<unknown[]>;
   ensureSlots(names: string[]): Promise<void>;
