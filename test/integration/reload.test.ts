@@ -28,7 +28,7 @@ async function show(c: Cluster, name: string, param: string): Promise<string> {
 
 async function startTimes(c: Cluster): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const m of c.members) out[m.name] = Date.parse((await c.sql(m.name, 'select pg_postmaster_start_time()::text as t'))[0].t);
+  for (const m of c.members) out[m.name] = Number((await c.sql(m.name, 'select extract(epoch from pg_postmaster_start_time())::float8 as t'))[0].t);
   return out;
 }
 
