@@ -23,9 +23,11 @@ import { observeInto, effectiveLeaseMs, maybeWritable } from './memory.js';
 export { maybeWritable } from './memory.js';
 import { candidacy, sameCluster } from './candidacy.js';
 import { primaryTick, labelledOthers } from './primary.js';
+import { replicaRestart } from './restart.js';
 
 export { candidacy } from './candidacy.js';
 export { handoffTarget, rollingUpdate, slotsToKeep } from './primary.js';
+export { restartRoll, replicaRestart } from './restart.js';
 export { desiredSync } from './sync.js';
 
 const act = (memory: Memory, reason: string, ...actions: Action[]): Decision => ({ actions, reason, memory });
@@ -115,6 +117,8 @@ function replicaTick(o: Observation, m: Memory): Decision {
   const lead = leader(o);
   if (lead) {
     if (o.pg.following !== lead.name) return act(m, `following the new leader ${lead.name}`, { type: 'follow', from: endpointOf(lead) });
+    const restart = replicaRestart(o, m, lead, endpointOf(lead));
+    if (restart) return restart;
     const notStreamingMs = m.notStreamingSinceMs === null ? 0 : now - m.notStreamingSinceMs;
     if (!o.pg.streaming && lead.healthy && lead.role === 'primary' && notStreamingMs >= REWIND_AFTER_MS && !paused) {
       if (m.rewindFailures >= MAX_REWIND_FAILURES) return act(m, `not streaming from ${lead.name} and ${m.rewindFailures} rewinds against it failed: re-cloning`, { type: 'reinit' });

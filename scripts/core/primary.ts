@@ -6,6 +6,7 @@ import { mayStayWritable } from './safety.js';
 import { planSync } from './sync.js';
 import { backupActions } from './backup.js';
 import { memberSlotName } from './render.js';
+import { everyMemberSettled, restartRoll } from './restart.js';
 
 const act = (memory: Memory, reason: string, ...actions: Action[]): Decision => ({ actions, reason, memory });
 
@@ -69,7 +70,8 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
     return act(m, `switchover requested: handing the lease to ${target}`, handoff(o, m, target));
   }
 
-  const update = paused ? null : rollingUpdate(o, m);
+  // A rolling update restarts every member anyway; parameters pending a restart roll after it.
+  const update = paused ? null : rollingUpdate(o, m) ?? restartRoll(o, m, { target: handoffTarget(o, null), handoff: (to) => handoff(o, m, to) });
   if (update && update.actions.length) {
     return { actions: [...(due ? [renew] : []), ...update.actions], reason: update.reason, memory: m };
   }
@@ -139,11 +141,8 @@ export function rollingUpdate(o: Observation, m: Memory): Decision | null {
   const target = o.updateRevision;
   if (!target) return null;
   const outdated = (r: string | null) => r !== null && r !== target;
-  const streaming = new Set(o.pg.streamingReplicas);
-  // Every member must exist: a deleted pod that vanished before its replacement is listed is not "settled".
   const allThere = o.expectedMembers === null || o.members.length + 1 >= o.expectedMembers;
-  // Ready too: the Services route only to Ready pods, and a restarted pod turns Ready a probe period after it streams.
-  const settled = allThere && o.members.every((x) => x.healthy && x.inRecovery === true && streaming.has(x.name) && x.revision !== null && x.ready !== false);
+  const settled = everyMemberSettled(o, true);
   const staleReplicas = o.members.filter((x) => outdated(x.revision)).sort((a, b) => ordinal(b.name) - ordinal(a.name));
   if (staleReplicas.length) {
     if (!settled) return act(m, `rolling update to ${target}: waiting until every member${allThere ? '' : ` (${o.expectedMembers})`} is there, healthy and streaming`);

@@ -40,6 +40,10 @@ export interface MemberView {
   leaving: boolean;
   /** the kubelet's Ready condition (the Services route only to Ready pods); null = no kubelet reports on it */
   ready: boolean | null;
+  /** its postgres has parameters changed that apply only at a restart (pg_settings.pending_restart) */
+  pendingRestart?: boolean;
+  /** the standby-bounded parameters (restart.ts STANDBY_BOUNDED) its postgres will run with after a restart */
+  nextBounds?: Record<string, number>;
 }
 
 export interface LeaseView {
@@ -132,6 +136,14 @@ export interface Observation {
   revision: string | null;
   /** backups (null: off) */
   backup?: BackupView | null;
+  /** parameters of our running postgres that apply only at a restart (pg_settings.pending_restart) */
+  pendingRestart?: string[];
+  /** the standby-bounded parameters (restart.ts STANDBY_BOUNDED): what our postgres runs with, and
+   *  what it will run with after a restart (unknown: absent) */
+  runningBounds?: Record<string, number>;
+  nextBounds?: Record<string, number>;
+  /** the member that asked us (POST /restart) since the last tick to restart postgres for them; null = nobody */
+  restartRequestedBy?: string | null;
 }
 
 /** What the primary needs to decide about backups. */
@@ -226,6 +238,11 @@ export type Action =
   | { type: 'probe_members' }
   | { type: 'failsafe' }
   | { type: 'evict_pod'; pod: string }
+  /** ask a replica (POST /restart on its API) to restart its own postgres: parameters pending a restart */
+  | { type: 'restart_member'; pod: string; apiUrl: string }
+  /** stop postgres (fast) and start it again: as a replica following `follow`; null (a lone
+   *  primary) = leave it stopped, the next tick starts it read-only and promotes on a confirmed lease */
+  | { type: 'restart_postgres'; follow: Endpoint | null; parameters: string[] }
   /** create (or verify) the pgBackRest stanza; runs in the background */
   | { type: 'stanza_create' }
   /** record the scheduled run on the lease (conditional), then run the backup in the background */

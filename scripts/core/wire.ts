@@ -2,6 +2,7 @@
 // into the core's views. Pure. A bad field never means "anything goes": a bad lease value is a
 // problem that blocks failover, a bad peer status makes that peer unknown (unhealthy).
 import type { LeaseView, MemberView, Role } from './types.js';
+import { STANDBY_BOUNDED } from './restart.js';
 
 export const LEASE_ANNOTATIONS = {
   switchoverTo: 'pg-autopilot.io/switchover-to',
@@ -111,7 +112,22 @@ export interface MemberStatus {
   nofailover: boolean;
   syncStandby: boolean;
   systemId?: string | null;
+  /** its postgres has parameters changed that apply only at a restart (pg_settings.pending_restart) */
+  pendingRestart?: boolean;
+  /** the standby-bounded parameters (core/restart.ts) its postgres will run with after a restart */
+  nextBounds?: Record<string, number>;
   updatedAt: string;
+}
+
+/** Only the standby-bounded names, each a whole number ≥ 0; anything else makes the whole map unknown. */
+function bounds(x: unknown): Record<string, number> | null {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return null;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(x as Record<string, unknown>)) {
+    if (!(STANDBY_BOUNDED as readonly string[]).includes(k) || typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return null;
+    out[k] = v;
+  }
+  return out;
 }
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
@@ -139,6 +155,9 @@ export function parseMemberStatus(x: unknown): MemberStatus | null {
     nofailover: s.nofailover === true,
     syncStandby: s.syncStandby === true,
     systemId: sysid && SYSTEM_ID.test(sysid) ? sysid : null,
+    // anything but true reads as "nothing pending": a malformed flag never restarts a member
+    pendingRestart: s.pendingRestart === true,
+    ...(bounds(s.nextBounds) ? { nextBounds: bounds(s.nextBounds)! } : {}),
     updatedAt: str(s.updatedAt) ?? '',
   };
 }

@@ -6,6 +6,7 @@ import { memberSlotName, syncStandbyNamesFor, type DynamicConf } from '../core/r
 import { KubeError } from './kube.js';
 import { microTime, leaseAt, writeLease, LEASE_ANNOTATIONS as A } from './lease.js';
 import { failsafeRound, releaseFailsafe } from './failsafe.js';
+import { peerRequest } from './peers.js';
 import { publish } from './publish.js';
 import { ROLE_LABEL, REINIT_ANNOTATION, Stale, errMsg, record, setInit, type State } from './state.js';
 import { handoff } from './handoff.js';
@@ -237,6 +238,31 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       void kube.event('Pod', a.pod, 'RollingUpdate', `${cfg.podName} restarts ${a.pod} on revision ${o.updateRevision}`);
       await kube.evictPod(a.pod, 2_000);
       return;
+    case 'restart_member': {
+      const r = await peerRequest(`${a.apiUrl}/restart`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${cfg.secrets.apiToken}` },
+        body: JSON.stringify({ from: cfg.podName }), timeoutMs: 2_000,
+      });
+      if (r.status < 200 || r.status >= 300) throw new Error(`${a.pod} refused the restart request (HTTP ${r.status}): ${r.text.slice(0, 200)}`);
+      log.info('asked a replica to restart postgres for parameters pending a restart', { pod: a.pod });
+      void kube.event('Pod', a.pod, 'RestartForParameters', `${cfg.podName} asked ${a.pod} to restart postgres for parameters pending a restart`);
+      return;
+    }
+    case 'restart_postgres': {
+      const t0 = st.now();
+      log.info('restarting postgres for parameters pending a restart', { parameters: a.parameters, follow: a.follow?.name ?? null });
+      void kube.event('Pod', cfg.podName, 'RestartForParameters', `${cfg.podName} restarts postgres for ${a.parameters.join(', ')}`);
+      st.stopping = a.follow === null;
+      try { await pg.stop('fast'); } finally { st.stopping = false; }
+      if (a.follow === null) {
+        // a lone primary: the next tick confirms the lease, starts read-only and promotes
+        record(st, { type: 'demoted' });
+        return;
+      }
+      await startAs(st, 'replica', a.follow);
+      log.info('postgres restarted', { ms: st.now() - t0 });
+      return;
+    }
     case 'failsafe':
       await failsafeRound(st);
       return;

@@ -19,6 +19,7 @@ import { perform, demote, Stale } from './act.js';
 import { publish, snapshot, metrics, myRole, myStatus, type StatusSnapshot } from './publish.js';
 import { answer } from './failsafe.js';
 import { createRolesSync } from './roles.js';
+import { checkParameters } from './live-parameters.js';
 import { armWatchdog, createState, errMsg, setLease, type FetchStatus } from './state.js';
 
 export { ROLE_LABEL, STATUS_ANNOTATION, REINIT_ANNOTATION } from './state.js';
@@ -51,6 +52,8 @@ export interface Autopilot {
   requestBackup(type: BackupType): { status: number; message: string };
   /** the repository's catalogue (pgbackrest info) */
   backups(): Promise<{ status: number; body: unknown }>;
+  /** the primary (`from`) asks us to restart postgres for parameters pending a restart; the next tick decides (core/restart.ts) */
+  requestRestart(from: string): { status: number; message: string };
 }
 
 export interface AutopilotOptions {
@@ -92,6 +95,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     try {
       do {
         again = false;
+        await checkParameters(st);
         let o = await observe(st);
         let d = decide(o, st.memory);
         if (d.actions.some((a) => a.type === 'probe_members')) {
@@ -235,6 +239,11 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         paused ? 'paused: no failover, switchover, rolling update, rewind or re-clone until resume (a primary that loses its lease still stops)' : 'resumed');
     },
     nextTick: () => new Promise<Decision>((r) => waiters.push(r)),
+    requestRestart(from) {
+      st.params.restartRequestedBy = from;
+      wake();
+      return { status: 202, message: st.params.pending.length ? `restart for ${st.params.pending.join(', ')} requested` : 'no parameter pending a restart here: nothing to do' };
+    },
     failsafeAck(leader, release = false) {
       const r = answer(st, leader, release);
       if (release) wake();

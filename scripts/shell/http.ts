@@ -43,6 +43,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 /** What the API serves: the autopilot (kubernetes mode) or standalone mode's member (standalone.ts). */
 export type HttpTarget = Pick<Autopilot, 'alive' | 'ready' | 'isPrimary' | 'isReplica' | 'statusNow' | 'metrics' | 'backups' | 'failsafeAck' | 'requestBackup' | 'setPaused' | 'requestSwitchover'> & {
   snapshot(): { reason: string };
+  /** the primary asks for a restart for parameters pending one (POST /restart, members only); absent in standalone mode */
+  requestRestart?(from: string): { status: number; message: string };
   /** standalone replica mode: promote on demand (POST /promote); absent elsewhere */
   promote?(): Promise<{ status: number; message: string }>;
 };
@@ -68,7 +70,7 @@ export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
       }
-      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup', '/promote'].includes(path)) {
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup', '/promote', '/restart'].includes(path)) {
         const auth = authorize(req.headers.authorization, opts.token);
         if (auth !== 200) {
           req.resume();
@@ -77,6 +79,13 @@ export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string
         if (path === '/promote') {
           req.resume();
           const r = ap.promote ? await ap.promote() : { status: 409, message: 'promote is for standalone replica mode; in Kubernetes use "autopilot switchover"' };
+          return send(res, r.status, { message: r.message });
+        }
+        if (path === '/restart') {
+          let body: { from?: unknown } = {};
+          try { body = JSON.parse(await readBody(req)) as typeof body; } catch { /* below */ }
+          if (typeof body.from !== 'string' || !body.from) return send(res, 400, { error: 'body must be {"from": "MEMBER"} (the primary asking)' });
+          const r = ap.requestRestart ? ap.requestRestart(body.from) : { status: 409, message: 'restarts for parameters are rolled by the primary in Kubernetes mode only' };
           return send(res, r.status, { message: r.message });
         }
         if (path === '/failsafe') {

@@ -42,6 +42,8 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     systemId: s.systemId ?? null,
     leaving: !!pod?.metadata.deletionTimestamp,
     ready: podReady(pod),
+    pendingRestart: s.pendingRestart === true,
+    ...(s.nextBounds ? { nextBounds: s.nextBounds } : {}),
   };
 }
 
@@ -158,7 +160,17 @@ export async function observe(st: State): Promise<Observation> {
     updateRevision: pendingUpdate(st),
     expectedMembers: st.sts?.spec?.replicas ?? null,
     backup: await backupView(st),
+    pendingRestart: st.params.pending,
+    ...(st.params.bounds ? { runningBounds: st.params.bounds.running, nextBounds: st.params.bounds.next } : {}),
+    restartRequestedBy: consumeRestartRequest(st),
   };
+}
+
+/** A restart request (POST /restart) is decided on once, by the next observation. */
+function consumeRestartRequest(st: State): string | null {
+  const by = st.params.restartRequestedBy;
+  st.params.restartRequestedBy = null;
+  return by;
 }
 
 /** Backups as the primary decides them; a member that is not primary forgets its stanza check (a new term verifies it again). */

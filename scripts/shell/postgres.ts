@@ -20,7 +20,7 @@ import * as sql from './pg/sql.js';
 import type { PgContext, Postgres, PostgresOptions } from './pg/types.js';
 
 export type { Backups, ArchiverStatus, RepoInfo } from './pg/backup.js';
-export type { DataDirState, Endpoint, PgStatus, Postgres, PostgresOptions, RewindOutcome, SlotHealth } from './pg/types.js';
+export type { DataDirState, Endpoint, PgStatus, Postgres, PostgresOptions, RewindOutcome, SettingsState, SlotHealth } from './pg/types.js';
 export { PgCommandError } from './pg/commands.js';
 export { scramVerifier } from './pg/sql.js';
 
@@ -79,6 +79,8 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
     promote: server.promote,
     checkpoint: (timeoutMs) => sql.checkpoint(ctx, timeoutMs),
     reload: server.reload,
+    rewriteConfig: async () => (lastDyn ? writeConfig(lastDyn) : false),
+    settingsState: () => sql.settingsState(session),
     query,
     ensureSlots: (names) => sql.ensureSlots(ctx, session, names),
     dropSlotsExcept: (keep) => sql.dropSlotsExcept(ctx, session, keep),

@@ -52,6 +52,8 @@ export function myStatus(st: State): MemberStatus {
     nofailover: st.cfg.nofailover,
     syncStandby: (st.lease?.metadata.annotations?.[A.syncStandbys] ?? '').split(',').includes(st.cfg.podName),
     systemId: s?.systemIdentifier ?? null,
+    pendingRestart: st.params.pending.length > 0,
+    ...(st.params.bounds ? { nextBounds: st.params.bounds.next } : {}),
     updatedAt: new Date().toISOString(),
   };
 }
@@ -103,6 +105,8 @@ export interface StatusSnapshot {
   kubeRequests: Record<string, number>;
   /** values on the lease that failed validation (no failover while any is listed) */
   leaseProblems: string[];
+  /** parameters changed live: those pending a restart here, why the last parameters.json was refused, when one was last applied */
+  parameters: { pendingRestart: string[]; problems: string[]; appliedAt: string | null };
   /** backups (absent when off): the job running here, the last results, the archiver (primary) */
   backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
 }
@@ -126,6 +130,7 @@ export function snapshot(st: State): StatusSnapshot {
     }).filter((m): m is MemberStatus => !!m),
     kubeRequests: { ...st.kube.counts },
     leaseProblems: lv?.problems ?? [],
+    parameters: { pendingRestart: [...st.params.pending], problems: [...st.params.problems], appliedAt: st.params.appliedAt?.toISOString() ?? null },
     ...(st.cfg.backup ? {
       backup: {
         stanza: st.cfg.backup.stanza,
@@ -187,6 +192,10 @@ export function metrics(st: State): string {
     `pga_lease_problems ${lv?.problems.length ?? 0}`,
     '# HELP pga_replication_slots_lost Replication slots invalidated by max_slot_wal_keep_size (their member must re-clone).', '# TYPE pga_replication_slots_lost gauge',
     `pga_replication_slots_lost ${slots.filter((x) => x.walStatus === 'lost').length}`,
+    '# HELP pga_pending_restart 1 when parameters changed live wait for a postgres restart here (the primary rolls them; /status lists them).', '# TYPE pga_pending_restart gauge',
+    `pga_pending_restart ${st.params.pending.length > 0 ? 1 : 0}`,
+    '# HELP pga_parameters_refused 1 when the mounted parameters.json was refused and the member runs on the previous parameters (/status says why).', '# TYPE pga_parameters_refused gauge',
+    `pga_parameters_refused ${st.params.problems.length > 0 ? 1 : 0}`,
     '# HELP pga_kube_requests_total Requests this member sent to the Kubernetes API.', '# TYPE pga_kube_requests_total counter',
     ...Object.entries(st.kube.counts).map(([v, n]) => `pga_kube_requests_total{verb="${v}"} ${n}`),
     ...backupMetrics(st),

@@ -69,6 +69,27 @@ export interface State {
   wake: () => void;
   /** backups (shell/backup-jobs.ts): the job running here, the stanza created this term, the last results */
   backup: BackupState;
+  /** parameters changed live (shell/live-parameters.ts) */
+  params: ParamsState;
+}
+
+export interface ParamsState {
+  /** parameters.json as last read (null: not read yet) */
+  text: string | null;
+  /** `autopilot run -c` values, kept on top of every new parameters.json */
+  overrides: Record<string, string> | null;
+  /** why the last parameters.json was not applied (empty: it was) */
+  problems: string[];
+  /** parameters of the running postgres pending a restart, and the postmaster they were read from */
+  pending: string[];
+  pendingPid: number | null;
+  /** the standby-bounded parameters (core/restart.ts): running now, and after a restart (null: not read) */
+  bounds: { running: Record<string, number>; next: Record<string, number> } | null;
+  appliedAt: Date | null;
+  /** a reload sent and not yet confirmed by our session: what changed, and the parameters to write back if postgres refuses them */
+  reloading: { before: string | null; sinceMs: number; changed: string[]; previous: Record<string, string> } | null;
+  /** a member asked us (POST /restart) to restart postgres; consumed by the next observation */
+  restartRequestedBy: string | null;
 }
 
 export interface BackupState {
@@ -103,6 +124,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     onWatchdog: () => undefined,
     wake: () => undefined,
     backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
+    params: { text: null, overrides: null, problems: [], pending: [], pendingPid: null, bounds: null, reloading: null, appliedAt: null, restartRequestedBy: null },
   };
 }
 

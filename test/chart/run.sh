@@ -22,6 +22,8 @@
 #      (test/chart/backup-contract.mjs, builds dist/ when it is missing or stale)
 #      and the chart's postgresql.parameters list (templates/_parameters-list.tpl) is the entrypoint's
 #      (scripts/core/parameters.ts): same entries, same refusals in the same words (test/chart/parameters.mjs)
+#      changing postgresql.parameters alone leaves the StatefulSet unchanged: the members apply
+#      them live (test/chart/live-config.sh, defaults and every ci file)
 #   8. a real kube-apiserver (test/chart/apiserver.sh): `kubectl apply --dry-run=server` of every
 #      rendering into namespaces enforcing the restricted Pod Security Standard, with the CRDs
 #      installed (any warning fails); install, upgrade (passwords kept), uninstall (Secret kept)
@@ -165,6 +167,7 @@ check "docs/chart.md and docs/backup.md examples are the ci files" node test/cha
 check "README quick start and docs/chart.md commands name real objects" node test/chart/quickstart.mjs
 
 echo "chart: the entrypoint reads what the chart renders"
+check "postgresql.parameters alone leave the StatefulSet unchanged (applied live), pg_hba still restarts" bash test/chart/live-config.sh
 check "backup.json of the ci files is accepted by loadBackup() as the values say" node test/chart/backup-contract.mjs
 check "users, databases and their passwords leave the pod template alone (no restart)" node test/chart/roles-template.mjs
 check "postgresql.parameters: the chart refuses what the entrypoint refuses, in its words (scripts/core/parameters.ts)" node test/chart/parameters.mjs --check

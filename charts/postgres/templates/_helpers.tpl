@@ -440,6 +440,27 @@ entrypoint appends them after its built-in rules). */}}
 {{- end }}
 {{- end -}}
 
+{{/* postgres.liveConfigKeys: the ConfigMap keys the members apply while they run (the kubelet
+updates the mounted files in place, about a minute after an upgrade): they stay out of the pod
+template's checksum, so changing them restarts no pod. parameters.json: reloaded, and only
+parameters postgres applies at a restart roll the members, primary last (docs: README,
+"Parameters changed live"). */}}
+{{- define "postgres.liveConfigKeys" -}}
+{{- list "parameters.json" | toJson -}}
+{{- end -}}
+
+{{/* postgres.configChecksum: sha256 of the ConfigMap's data without the live keys; a change of
+anything else (pg_hba.conf, backup.json …) changes the pod template and restarts the members. */}}
+{{- define "postgres.configChecksum" -}}
+{{- $cm := include (print .Template.BasePath "/configmap.yaml") . | fromYaml -}}
+{{- $live := include "postgres.liveConfigKeys" . | fromJsonArray -}}
+{{- $data := dict -}}
+{{- range $k, $v := $cm.data | default dict -}}
+{{- if not (has $k $live) -}}{{- $_ := set $data $k $v -}}{{- end -}}
+{{- end -}}
+{{- $data | toJson | sha256sum -}}
+{{- end -}}
+
 {{/* postgres.configVolume: one projected volume at /etc/pg-autopilot holding the ConfigMap files,
 initdb.d/*.sql, secrets/<key> (unless Vault), the backup repositories' secrets and CA bundles
 (postgres.backupVolumeSources) and tls/* (tls.enabled). Mode 0440 with the pod's

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Files } from './files.js';
 import type { LocalSession } from './session.js';
+import { STANDBY_BOUNDED } from '../../core/restart.js';
 import type { Endpoint, PgContext, PgStatus } from './types.js';
 import { psqlScript } from './commands.js';
 import { reservedRoles, syncRoles } from './roles-sql.js';
@@ -260,4 +261,24 @@ export async function sourceCheckpoint(ctx: PgContext, from: Endpoint): Promise<
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+/** See Postgres.settingsState: one round trip over the member's own session. */
+export async function settingsState(session: LocalSession): Promise<import('./types.js').SettingsState> {
+  return session.use(async (c) => {
+    const t = (await c.query('SELECT pg_conf_load_time()::text AS t')).rows[0] as { t: string };
+    const p = (await c.query('SELECT name, context FROM pg_settings WHERE pending_restart ORDER BY name')).rows as { name: string; context: string }[];
+    const f = (await c.query('SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL ORDER BY seqno')).rows as { name: string | null; error: string }[];
+    const b = (await c.query(
+      `SELECT s.name, s.setting AS running, COALESCE((SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name AND f.error IS DISTINCT FROM 'syntax error' ORDER BY f.seqno DESC LIMIT 1), s.boot_val) AS next
+         FROM pg_settings s WHERE s.name = ANY($1)`, [[...STANDBY_BOUNDED]])).rows as { name: string; running: string; next: string }[];
+    const int = (v: string) => (/^\s*\d+\s*$/.test(v) ? Number(v) : null);
+    const running: Record<string, number> = {}, next: Record<string, number> = {};
+    for (const r of b) {
+      const a = int(r.running), n = int(r.next);
+      if (a !== null) running[r.name] = a;
+      if (n !== null) next[r.name] = n;
+    }
+    return { loadedAt: t.t, pendingRestart: p, fileErrors: f, bounds: { running, next } };
+  });
 }

@@ -53,6 +53,14 @@ export interface PgStatus {
   error: string | null;
 }
 
+export interface SettingsState {
+  loadedAt: string;
+  pendingRestart: { name: string; context: string }[];
+  fileErrors: { name: string | null; error: string }[];
+  /** the standby-bounded parameters (core/restart.ts): pg_settings now, and the configuration files' (else the built-in default) after a restart */
+  bounds: { running: Record<string, number>; next: Record<string, number> };
+}
+
 export interface Postgres {
   /** pgBackRest for this member (enabled: false when backups are off) */
   backups: import('./backup.js').Backups;
@@ -78,6 +86,13 @@ export interface Postgres {
   /** CHECKPOINT on a connection of its own; timeoutMs bounds the statement (default 120 s) */
   checkpoint(timeoutMs?: number): Promise<void>;
   reload(): Promise<void>;
+  /** postgresql.conf rendered again with the current Config and the last dynamic settings (live
+   *  parameters); false when it did not change or was never written by this process */
+  rewriteConfig(): Promise<boolean>;
+  /** Over the member's own session: pg_conf_load_time() of that session (it moves once the
+   *  session has processed a reload), pg_settings rows pending a restart (name, context), and
+   *  pg_file_settings errors (core/live-parameters.ts refusedSettings tells a refusal from a pending restart) */
+  settingsState(): Promise<SettingsState>;
   query(sql: string, params?: unknown[]): Promise<unknown[]>;
   ensureSlots(names: string[]): Promise<void>;
   dropSlotsExcept(keep: string[]): Promise<void>;
