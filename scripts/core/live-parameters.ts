@@ -3,6 +3,7 @@
 // the one list of owned and refused parameters, parameters.ts). Pure.
 import { loadParameters } from './config-files.js';
 import { parameterProblems } from './parameters.js';
+import { fnv1a } from './render.js';
 
 export type LiveParameters = { ok: true; params: Record<string, string> } | { ok: false; problems: string[] };
 
@@ -43,4 +44,10 @@ export function refusedSettings(fileErrors: { name: string | null; error: string
     const n = f.name.toLowerCase();
     return ours.has(n) && !(f.error === NOT_APPLIED && pending.has(n));
   });
+}
+
+/** A short digest of a parameter set (names and values, in name order): members publish the one
+ *  they run on, so the primary knows when every member has read the same parameters.json. */
+export function parametersDigest(params: Record<string, string>): string {
+  return fnv1a(JSON.stringify(Object.keys(params).sort().map((k) => [k, params[k]])));
 }

@@ -44,7 +44,7 @@ export function confPaths(cfg: Pick<Config, 'dataDir' | 'runDir'>) {
 }
 
 /** FNV-1a, 32 bits, as 8 hex digits: a pure hash (the core imports nothing from node:). */
-function fnv1a(text: string): string {
+export function fnv1a(text: string): string {
   let h = 0x811c9dc5;
   for (const ch of new TextEncoder().encode(text)) h = Math.imul(h ^ ch, 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');

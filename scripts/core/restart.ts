@@ -48,12 +48,19 @@ export function restartRoll(o: Observation, m: Memory, hand: { target: string | 
   const allThere = o.expectedMembers === null || o.members.length + 1 >= o.expectedMembers;
   const settled = everyMemberSettled(o, false);
   const lowered = ours.length ? belowBounds(o.nextBounds, o.runningBounds) : [];
+  // The kubelet updates each pod's files at its own moment (up to a minute apart): our own restart
+  // waits until every member runs on the parameters we do, else a hand-off could go to a replica
+  // that has yet to restart for them (a second roll, a second hand-off).
+  const behind = o.parametersDigest === undefined ? [] : o.members.filter((x) => x.parametersDigest !== undefined && x.parametersDigest !== o.parametersDigest).map((x) => x.name);
   // replicas that could start on their next values while we run on ours
   const ready = replicas.filter((x) => belowBounds(x.nextBounds, o.runningBounds).length === 0);
   if (ready.length && !lowered.length) {
     if (!settled) return act(m, `${what}: waiting until every member${allThere ? '' : ` (${o.expectedMembers})`} is there, healthy and streaming`);
     const r = ready[0]!;
     return act(m, `${what}: asking replica ${r.name} to restart its postgres`, { type: 'restart_member', pod: r.name, apiUrl: r.apiUrl });
+  }
+  if (ours.length && behind.length && !(ready.length && !lowered.length)) {
+    return act(m, `${what} (${ours.join(', ')}): waiting until ${behind.join(', ')} run${behind.length === 1 ? 's' : ''} on the parameters we do (the kubelet updates each pod's files in turn)`);
   }
   if (lowered.length) {
     if (!settled) return act(m, `${what}: we lower ${lowered.join(', ')} and restart first; waiting until every member${allThere ? '' : ` (${o.expectedMembers})`} is there, healthy and streaming`);

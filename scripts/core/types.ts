@@ -44,6 +44,8 @@ export interface MemberView {
   pendingRestart?: boolean;
   /** the standby-bounded parameters (restart.ts STANDBY_BOUNDED) its postgres will run with after a restart */
   nextBounds?: Record<string, number>;
+  /** digest of the parameters it runs on (live-parameters.ts parametersDigest); absent = unknown */
+  parametersDigest?: string;
 }
 
 export interface LeaseView {
@@ -142,6 +144,8 @@ export interface Observation {
    *  what it will run with after a restart (unknown: absent) */
   runningBounds?: Record<string, number>;
   nextBounds?: Record<string, number>;
+  /** digest of the parameters we run on (live-parameters.ts parametersDigest) */
+  parametersDigest?: string;
   /** the member that asked us (POST /restart) since the last tick to restart postgres for them; null = nobody */
   restartRequestedBy?: string | null;
 }

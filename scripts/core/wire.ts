@@ -116,6 +116,8 @@ export interface MemberStatus {
   pendingRestart?: boolean;
   /** the standby-bounded parameters (core/restart.ts) its postgres will run with after a restart */
   nextBounds?: Record<string, number>;
+  /** digest of the parameters it runs on (core/live-parameters.ts parametersDigest) */
+  parametersDigest?: string;
   updatedAt: string;
 }
 
@@ -158,6 +160,7 @@ export function parseMemberStatus(x: unknown): MemberStatus | null {
     // anything but true reads as "nothing pending": a malformed flag never restarts a member
     pendingRestart: s.pendingRestart === true,
     ...(bounds(s.nextBounds) ? { nextBounds: bounds(s.nextBounds)! } : {}),
+    ...(typeof s.parametersDigest === 'string' && /^[0-9a-f]{8}$/.test(s.parametersDigest) ? { parametersDigest: s.parametersDigest } : {}),
     updatedAt: str(s.updatedAt) ?? '',
   };
 }

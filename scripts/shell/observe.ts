@@ -7,6 +7,7 @@ import { promises as fsp } from 'node:fs';
 import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
 import { parseLease, parseMemberStatus, LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
 import { parseLsn } from '../core/lsn.js';
+import { parametersDigest } from '../core/live-parameters.js';
 import type { Pod } from './kube.js';
 import type { PgStatus } from './postgres.js';
 import { readControlData } from './controldata.js';
@@ -44,6 +45,7 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     ready: podReady(pod),
     pendingRestart: s.pendingRestart === true,
     ...(s.nextBounds ? { nextBounds: s.nextBounds } : {}),
+    ...(s.parametersDigest ? { parametersDigest: s.parametersDigest } : {}),
   };
 }
 
@@ -162,6 +164,7 @@ export async function observe(st: State): Promise<Observation> {
     backup: await backupView(st),
     pendingRestart: st.params.pending,
     ...(st.params.bounds ? { runningBounds: st.params.bounds.running, nextBounds: st.params.bounds.next } : {}),
+    parametersDigest: parametersDigest(st.cfg.parameters),
     restartRequestedBy: consumeRestartRequest(st),
   };
 }

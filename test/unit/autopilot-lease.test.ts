@@ -17,6 +17,7 @@ const cfg = {
   pgPort: 5432, apiPort: 8008, loopMs: 60_000, leaseMs: 6_000, renewMs: 2_000, renewDeadlineMs: 4_500,
   maxLagBytes: 16 << 20, syncMode: 'off', syncCount: 1, nofailover: false, failsafe: false,
   secrets: { superuserPassword: 'x', replicationPassword: 'x', appPassword: null, apiToken: 't' },
+  parameters: {},
 } as unknown as Config;
 
 function deferred<T>() {
