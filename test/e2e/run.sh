@@ -8,6 +8,8 @@
 #        through the ro one, one failover (primary pod deleted), rows compared.
 # full:  smoke's install, then chaos, each step followed by a health check of the whole cluster:
 #        helm upgrade turning on synchronous replication + changing a parameter (rolling restart),
+#        a parameter changed live by reload, one needing a restart rolled in place (primary last),
+#        a user added, altered, its password rotated and dropped, none restarting a pod (live.sh),
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
 #        an eviction the PDB must limit, the rw Service turned LoadBalancer and written through its
 #        node port from the host; then a release with persistence disabled and one in Vault
@@ -209,6 +211,8 @@ wait_write_error() {
   for _ in $(seq 75); do awk -v f="$1" '$1 >= f && $2 == "err" {found=1} END {exit !found}' "$WRITES" && return 0; sleep 0.2; done
   fail "the writer saw no failed write within 15 s of the disruption"
 }
+# shellcheck source=test/e2e/live.sh
+. "$HERE/live.sh"
 upgrade() { "$HELM" upgrade "$REL" "$CHART_TGZ" -n "$NS" --reuse-values "$@" >/dev/null; }
 lease_failovers() { k get lease "$(fullname)-leader" -o jsonpath='{.metadata.annotations.pg-autopilot\.io/failovers}' 2>/dev/null || true; }
 # The rolling restart must restart the primary last and hand its role over by switchover (the
@@ -327,6 +331,9 @@ if [ "$MODE" = smoke ]; then
 else
   step "helm upgrade (sync on, work_mem)" 3 upgrade_sync_and_parameter
   check_upgrade; SYNC=on
+  step "parameter changed live (work_mem, reload)" 3 live_reload
+  step "parameter needing a restart (max_connections), rolled in place" 3 live_roll
+  step "user added, altered, password rotated, dropped" 3 live_users
   step "delete primary pod" 3 delete_primary
   step "kill postgres in primary" 3 kill_postgres
   step "kill entrypoint in primary" 3 kill_entrypoint
