@@ -68,7 +68,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
     if (r.encryption !== true && r.encryption !== false) bad('encryption', r.encryption, 'true or false');
     else if (r.encryption) {
       cipherPass = secret('cipher-pass', false);
-      if (cipherPass === null) problems.push(`${secretsDir}/backup/cipher-pass: missing or empty while encryption is on. Fix: set backup.encryption.existingSecret to a Secret with the key cipher-pass`);
+      if (cipherPass === null) problems.push(`${secretsDir}/backup/cipher-pass: missing or empty while encryption is on. Fix: set backup.encryption.existingSecret to a Secret with the key cipher-pass (with Vault: backup.encryption.vaultPath to a path with that field)`);
     }
   }
 
@@ -167,7 +167,7 @@ export function parseS3(raw: unknown, path: string, secretsSub: string, defaultP
     const f = `${secretsSub}/${name}`;
     const v = files.readFile(f);
     if (v === null || trimSecret(v) === '') {
-      if (required) problems.push(`${f}: missing or empty; it holds the repository's ${name}. Fix: set ${values}.s3.existingSecret to a Secret with the keys s3-key and s3-key-secret`);
+      if (required) problems.push(`${f}: missing or empty; it holds the repository's ${name}. Fix: set ${values}.s3.existingSecret to a Secret with the keys s3-key and s3-key-secret (with Vault: ${values}.s3.vaultPath to a path with those fields)`);
       return null;
     }
     return trimSecret(v);

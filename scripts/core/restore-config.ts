@@ -36,7 +36,7 @@ export function loadRestore(cfgDir: string, secretsDir: string, files: FileReade
   let cipherPass: string | null = null;
   if (r.encryption === true) {
     cipherPass = secret('cipher-pass', false);
-    if (cipherPass === null) problems.push(`${secretsDir}/restore/cipher-pass: missing or empty while the source is encrypted. Fix: set bootstrap.fromBackup.encryption.existingSecret`);
+    if (cipherPass === null) problems.push(`${secretsDir}/restore/cipher-pass: missing or empty while the source is encrypted. Fix: set bootstrap.fromBackup.encryption.existingSecret (with Vault: bootstrap.fromBackup.encryption.vaultPath)`);
   } else if (r.encryption !== undefined && r.encryption !== false) problems.push(`${path}: encryption got ${JSON.stringify(r.encryption)}; accepted: true or false`);
   const t = isObj(r.target) ? (r.target as Record<string, unknown>) : { type: 'latest' };
   let target: RestoreTarget = { type: 'latest' };

@@ -1,7 +1,8 @@
 // The chart's backup.json, as rendered, must be what the entrypoint's parser accepts: for the
 // backup example files (charts/postgres/ci/*-values.yaml with backup.enabled), renders the chart,
 // builds the container's view of its config volume (every projected ConfigMap key and Secret item
-// as a file under /etc/pg-autopilot, secrets with a dummy value) and its env, then runs
+// as a file under /etc/pg-autopilot, secrets with a dummy value; in Vault mode the files the Vault
+// Agent's annotations name) and its env, then runs
 // loadBackup() of scripts/core/backup-config.ts on it. Fails on any problem the parser reports,
 // and when what it parsed differs from the values (stanza, repository path, CA file, encryption,
 // schedules, retention). Also: every option name the schema lets through backup.options is one the
@@ -51,6 +52,14 @@ for (const f of files) {
       fs.set(`${mount.mountPath}/${item.path}`, content ?? '');
     }
   }
+  // Vault mode: the Agent writes each agent-inject-secret-NAME to <secret-volume-path>/<agent-inject-file-NAME or NAME>
+  const ann = sts.spec.template.metadata.annotations ?? {};
+  const VA = 'vault.hashicorp.com/';
+  for (const k of Object.keys(ann).filter((k) => k.startsWith(`${VA}agent-inject-secret-`))) {
+    const name = k.slice(`${VA}agent-inject-secret-`.length);
+    const dir = ann[`${VA}secret-volume-path-${name}`] ?? ann[`${VA}secret-volume-path`] ?? '/vault/secrets';
+    fs.set(`${dir}/${ann[`${VA}agent-inject-file-${name}`] ?? name}`, `dummy-vault-${name}\n`);
+  }
   const reader = { readFile: (p) => fs.get(p) ?? null, listDir: () => null };
   const problems = [];
   const b = loadBackup(env.PGA_CONFIG_DIR, env.PGA_SECRETS_DIR, env.PGA_CLUSTER_NAME, reader, problems);
@@ -61,7 +70,7 @@ for (const f of files) {
     stanza: v.stanza || env.PGA_CLUSTER_NAME,
     path: v.s3.path || `/db/${env.PGA_CLUSTER_NAME}`,
     caFile: v.s3.caSecret ? '/etc/pg-autopilot/backup-ca/ca.crt' : null,
-    encrypted: Boolean(v.encryption?.existingSecret),
+    encrypted: Boolean(values.vault?.enabled ? v.encryption?.vaultPath : v.encryption?.existingSecret),
     schedules: ['full', 'differential', 'incremental'].filter((k) => (v.schedule ?? {})[k] ?? { full: '0 1 * * 0', incremental: '0 1 * * 1-6' }[k]).length,
     retention: { full: v.retention?.fullDays ? null : (v.retention?.full ?? 2), fullDays: v.retention?.fullDays ?? null },
     fromStandby: Boolean(v.fromStandby),
@@ -78,7 +87,8 @@ for (const f of files) {
   for (const k of Object.keys(want)) {
     if (JSON.stringify(want[k]) !== JSON.stringify(got[k])) err(`${k}: values say ${JSON.stringify(want[k])}, the entrypoint read ${JSON.stringify(got[k])}`);
   }
-  if (!b.repo.key.startsWith('dummy-') || !b.repo.keySecret.startsWith('dummy-')) err('the repository credentials were not read from the projected Secret');
+  const from = values.vault?.enabled ? 'dummy-vault-backup-' : 'dummy-';
+  if (!b.repo.key.startsWith(from) || !b.repo.keySecret.startsWith(from)) err(`the repository credentials were not read from ${values.vault?.enabled ? "the Vault Agent's files" : 'the projected Secret'}`);
 }
 // The schema's pass-through option names (values.schema.json, backup.options) must each be one the
 // parser passes through, so the chart never accepts an option the entrypoint then refuses.

@@ -47,7 +47,7 @@ left out (an empty schedule entry, a null retention measure, no options, no encr
 {{- end -}}
 {{- $s3 := include "postgres.s3Json" (dict "s3" $b.s3 "path" (include "postgres.backupPath" .) "caFile" "/etc/pg-autopilot/backup-ca/ca.crt") | fromJson -}}
 {{- $o := dict "stanza" (include "postgres.backupStanza" .) "s3" $s3 "schedule" $sched "retention" $ret "fromStandby" $b.fromStandby -}}
-{{- if $b.encryption.existingSecret }}{{ $_ := set $o "encryption" true }}{{ end -}}
+{{- if include "postgres.repoEncrypted" (dict "v" $b "vault" .Values.vault.enabled) }}{{ $_ := set $o "encryption" true }}{{ end -}}
 {{- with $b.options }}{{ $_ := set $o "options" . }}{{ end -}}
 {{- toJson $o -}}
 {{- end -}}
@@ -60,7 +60,7 @@ left out (an empty schedule entry, a null retention measure, no options, no encr
 {{- if ne $f.target.type "latest" }}{{ $_ := set $target "value" $f.target.value }}{{ end -}}
 {{- $s3 := include "postgres.s3Json" (dict "s3" $f.s3 "path" (include "postgres.restorePath" .) "caFile" "/etc/pg-autopilot/restore-ca/ca.crt") | fromJson -}}
 {{- $o := dict "stanza" $f.stanza "s3" $s3 "target" $target -}}
-{{- if $f.encryption.existingSecret }}{{ $_ := set $o "encryption" true }}{{ end -}}
+{{- if include "postgres.repoEncrypted" (dict "v" $f "vault" .Values.vault.enabled) }}{{ $_ := set $o "encryption" true }}{{ end -}}
 {{- toJson $o -}}
 {{- end -}}
 
@@ -71,8 +71,10 @@ and restore/… below secrets/ (PGA_SECRETS_DIR), backup-ca/ca.crt and restore-c
 {{- $repos := list -}}
 {{- if .Values.backup.enabled }}{{ $repos = append $repos (dict "dir" "backup" "v" .Values.backup) }}{{ end -}}
 {{- if .Values.bootstrap.fromBackup.enabled }}{{ $repos = append $repos (dict "dir" "restore" "v" .Values.bootstrap.fromBackup) }}{{ end -}}
+{{- $vault := .Values.vault.enabled -}}
 {{- range $repos }}
 {{- $dir := .dir }}
+{{- if not $vault }}
 - secret:
     name: {{ .v.s3.existingSecret }}
     items:
@@ -87,12 +89,58 @@ and restore/… below secrets/ (PGA_SECRETS_DIR), backup-ca/ca.crt and restore-c
       - key: cipher-pass
         path: secrets/{{ $dir }}/cipher-pass
 {{- end }}
+{{- end }}
 {{- with .v.s3.caSecret }}
 - secret:
     name: {{ . }}
     items:
       - key: ca.crt
         path: {{ $dir }}-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* postgres.repoEncrypted: "true" when a repository (backup or bootstrap.fromBackup values, dict
+"v" ... "vault" vault.enabled) is encrypted: a cipher-pass from its Secret, or from Vault. */}}
+{{- define "postgres.repoEncrypted" -}}
+{{- if .vault }}{{ if .v.encryption.vaultPath }}true{{ end }}{{ else }}{{ if .v.encryption.existingSecret }}true{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* postgres.repoCredentialErrors: where a repository's credentials come from, as a JSON list of
+sentences: a Secret (s3.existingSecret, encryption.existingSecret) without Vault, Vault paths
+(s3.vaultPath, encryption.vaultPath) with it; never both, never neither. */}}
+{{- define "postgres.repoCredentialErrors" -}}
+{{- $e := list -}}
+{{- $at := .at -}}
+{{- if .vault -}}
+{{- if not .v.s3.vaultPath }}{{ $e = append $e (printf "%s with vault.enabled but %s.s3.vaultPath is empty: name the Vault path whose fields s3-key and s3-key-secret hold the access key (e.g. secret/data/pg-backup)" .what $at) }}{{ end -}}
+{{- if .v.s3.existingSecret }}{{ $e = append $e (printf "%s.s3.existingSecret is set but vault.enabled is true: with Vault the access key comes from %s.s3.vaultPath; clear %s.s3.existingSecret" $at $at $at) }}{{ end -}}
+{{- if .v.encryption.existingSecret }}{{ $e = append $e (printf "%s.encryption.existingSecret is set but vault.enabled is true: with Vault the cipher-pass comes from %s.encryption.vaultPath; move it there and clear %s.encryption.existingSecret" $at $at $at) }}{{ end -}}
+{{- else -}}
+{{- if not .v.s3.existingSecret }}{{ $e = append $e (printf "%s but %s.s3.existingSecret is empty: name a Secret with the keys s3-key and s3-key-secret (credentials never go in values)" .what $at) }}{{ end -}}
+{{- if .v.s3.vaultPath }}{{ $e = append $e (printf "%s.s3.vaultPath is set but vault.enabled is false: without Vault the access key comes from %s.s3.existingSecret; clear %s.s3.vaultPath or turn vault.enabled on" $at $at $at) }}{{ end -}}
+{{- if .v.encryption.vaultPath }}{{ $e = append $e (printf "%s.encryption.vaultPath is set but vault.enabled is false: without Vault the cipher-pass comes from %s.encryption.existingSecret; clear %s.encryption.vaultPath or turn vault.enabled on" $at $at $at) }}{{ end -}}
+{{- end -}}
+{{- toJson $e -}}
+{{- end -}}
+
+{{/* postgres.backupVaultAnnotations: with vault.enabled, the Vault Agent Injector annotations that
+write each repository's credentials where the entrypoint reads them: /vault/secrets/backup/
+{s3-key,s3-key-secret,cipher-pass} and /vault/secrets/restore/… (agent-inject-file puts them in
+the subdirectory; each is one field of its vaultPath, read with vault.kvVersion). */}}
+{{- define "postgres.backupVaultAnnotations" -}}
+{{- $kv := .Values.vault.kvVersion -}}
+{{- $repos := list -}}
+{{- if .Values.backup.enabled }}{{ $repos = append $repos (dict "dir" "backup" "v" .Values.backup) }}{{ end -}}
+{{- if .Values.bootstrap.fromBackup.enabled }}{{ $repos = append $repos (dict "dir" "restore" "v" .Values.bootstrap.fromBackup) }}{{ end -}}
+{{- range $repos }}
+{{- $dir := .dir -}}
+{{- $files := list (dict "field" "s3-key" "path" .v.s3.vaultPath) (dict "field" "s3-key-secret" "path" .v.s3.vaultPath) -}}
+{{- with .v.encryption.vaultPath }}{{ $files = append $files (dict "field" "cipher-pass" "path" .) }}{{ end -}}
+{{- range $files }}
+vault.hashicorp.com/agent-inject-secret-{{ $dir }}-{{ .field }}: {{ .path | quote }}
+vault.hashicorp.com/agent-inject-template-{{ $dir }}-{{ .field }}: {{ include "postgres.vaultTemplate" (dict "path" .path "field" .field "kv" $kv) | quote }}
+vault.hashicorp.com/agent-inject-file-{{ $dir }}-{{ .field }}: {{ printf "%s/%s" $dir .field | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -114,14 +162,13 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- if $b.enabled -}}
 {{- if not $b.s3.endpoint }}{{ $errors = append $errors "backup.enabled is true but backup.s3.endpoint is empty: set the S3 endpoint, host[:port], e.g. \"s3.eu-west-1.amazonaws.com\"" }}{{ end -}}
 {{- if not $b.s3.bucket }}{{ $errors = append $errors "backup.enabled is true but backup.s3.bucket is empty: set the bucket that holds the repository" }}{{ end -}}
-{{- if not $b.s3.existingSecret }}{{ $errors = append $errors "backup.enabled is true but backup.s3.existingSecret is empty: name a Secret with the keys s3-key and s3-key-secret (credentials never go in values)" }}{{ end -}}
+{{- range include "postgres.repoCredentialErrors" (dict "what" "backup.enabled is true" "at" "backup" "v" $b "vault" $v.vault.enabled) | fromJsonArray }}{{ $errors = append $errors . }}{{ end -}}
 {{- $r := $b.retention -}}
 {{- $full := not (kindIs "invalid" $r.full) -}}
 {{- $days := not (kindIs "invalid" $r.fullDays) -}}
 {{- if and $full $days }}{{ $errors = append $errors (printf "backup.retention.full (%v) and backup.retention.fullDays (%v) are both set: pgBackRest keeps full backups by one measure; set backup.retention.full to null to keep them by days" $r.full $r.fullDays) }}{{ end -}}
 {{- if and (not $b.schedule.full) (or $b.schedule.differential $b.schedule.incremental) }}{{ $errors = append $errors "backup.schedule.differential or backup.schedule.incremental is set but backup.schedule.full is empty: they build on a full backup; schedule one" }}{{ end -}}
 {{- /* archive_mode, archive_command, archive_library, restore_command: postgres.parameterErrors */ -}}
-{{- if $v.vault.enabled }}{{ $errors = append $errors "backup.enabled with vault.enabled is not supported yet: the repository credentials are projected from backup.s3.existingSecret into PGA_SECRETS_DIR, which is Vault's /vault/secrets here; to use backups, take the credentials from Secrets (vault.enabled false)" }}{{ end -}}
 {{- end -}}
 {{- if eq $v.replication.bootstrapFrom "backup" -}}
 {{- $errors = append $errors "replication.bootstrapFrom: backup is not supported yet: new replicas clone with pg_basebackup from the primary; set replication.bootstrapFrom to basebackup" -}}
@@ -133,14 +180,13 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- if not $f.stanza }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.stanza is empty: name the source cluster's stanza (its backup.stanza, by default its cluster name)" }}{{ end -}}
 {{- if not $f.s3.endpoint }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.s3.endpoint is empty: set the source repository's S3 endpoint" }}{{ end -}}
 {{- if not $f.s3.bucket }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.s3.bucket is empty: set the source repository's bucket" }}{{ end -}}
-{{- if not $f.s3.existingSecret }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.s3.existingSecret is empty: name a Secret with the keys s3-key and s3-key-secret for the source repository" }}{{ end -}}
+{{- range include "postgres.repoCredentialErrors" (dict "what" "bootstrap.fromBackup.enabled is true" "at" "bootstrap.fromBackup" "v" $f "vault" $v.vault.enabled) | fromJsonArray }}{{ $errors = append $errors . }}{{ end -}}
 {{- $t := $f.target -}}
 {{- if and (ne $t.type "latest") (not $t.value) }}{{ $errors = append $errors (printf "bootstrap.fromBackup.target.type is %s but bootstrap.fromBackup.target.value is empty: say where recovery stops (%s)" $t.type (get (dict "time" "a time with a zone, e.g. \"2026-11-29 03:00:00+00\"" "lsn" "an LSN, e.g. \"0/3000148\"" "name" "a restore point created with pg_create_restore_point()" "backup" "a backup label from `autopilot backups`, e.g. \"20261129-010002F\"") $t.type)) }}{{ end -}}
 {{- if and (eq $t.type "latest") $t.value }}{{ $errors = append $errors (printf "bootstrap.fromBackup.target.value is %q but bootstrap.fromBackup.target.type is latest: set target.type (time, lsn, name or backup) or clear the value" $t.value) }}{{ end -}}
 {{- if and (eq $t.type "time") $t.value (not (regexMatch "^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$" $t.value)) }}{{ $errors = append $errors (printf "bootstrap.fromBackup.target.value %q is not a time with a zone: write it as \"2026-11-29 03:00:00+00\" (a time without a zone would be read in the server's zone)" $t.value) }}{{ end -}}
 {{- if and (eq $t.type "lsn") $t.value (not (regexMatch "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$" $t.value)) }}{{ $errors = append $errors (printf "bootstrap.fromBackup.target.value %q is not an LSN: write it as two hexadecimal numbers, e.g. \"0/3000148\"" $t.value) }}{{ end -}}
 {{- if and (eq $t.type "backup") $t.value (not (regexMatch "^[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?$" $t.value)) }}{{ $errors = append $errors (printf "bootstrap.fromBackup.target.value %q is not a pgBackRest backup label: copy one from `autopilot backups`, e.g. \"20261129-010002F\" or \"20261129-010002F_20261130-010001I\"" $t.value) }}{{ end -}}
-{{- if $v.vault.enabled }}{{ $errors = append $errors "bootstrap.fromBackup.enabled with vault.enabled is not supported yet: the source repository's credentials are projected from bootstrap.fromBackup.s3.existingSecret into PGA_SECRETS_DIR, which is Vault's /vault/secrets here" }}{{ end -}}
 {{- if and $b.enabled $f.stanza $f.s3.endpoint $f.s3.bucket -}}
 {{- $src := include "postgres.s3Id" (dict "endpoint" $f.s3.endpoint "bucket" $f.s3.bucket "path" (include "postgres.restorePath" .) "stanza" $f.stanza) -}}
 {{- $dst := include "postgres.s3Id" (dict "endpoint" $b.s3.endpoint "bucket" $b.s3.bucket "path" (include "postgres.backupPath" .) "stanza" (include "postgres.backupStanza" .)) -}}
