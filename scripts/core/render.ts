@@ -248,13 +248,15 @@ function monitorHba(role: string, host: string): string[] {
 /**
  * pg_hba.conf in standalone and replica mode, as the official postgres image has it: local
  * connections trusted (the socket directory is private to the postgres OS user, 0700), network
- * connections with POSTGRES_HOST_AUTH_METHOD; replication only for the replication role. Role
- * names never appear here, so the superuser's may hold any character.
+ * connections with POSTGRES_HOST_AUTH_METHOD; replication only for the replication role. The
+ * superuser's name never appears here, so it may hold any character; the exporter's role
+ * (PGA_MONITOR_USER, a plain role name) is admitted over TCP loopback only, as in the cluster.
  */
 function renderStandaloneHba(cfg: Config, host: string, method: string): string {
   return [
     '# pg_hba.conf written by pg-autopilot (standalone mode); edits here are lost. Add rules in $PGA_CONFIG_DIR/pg_hba.conf.',
     '# TYPE    DATABASE     USER                 ADDRESS   METHOD',
+    ...(cfg.monitorUser ? monitorHba(`"${cfg.monitorUser}"`, host) : []),
     'local     all          all                            trust',
     `${host.padEnd(9)} replication  "${cfg.replicationUser}"  all  ${method}`,
     'host      replication  all                  all       reject',

@@ -133,6 +133,14 @@ describe('pg_hba: the exporter role over loopback only', () => {
     const r = rules(renderPgHba(load({ PGA_TLS_CERT_FILE: '/t/crt', PGA_TLS_KEY_FILE: '/t/key' }, { '/t/crt': 'C', '/t/key': 'K' })));
     assert.deepEqual(r.filter((x) => x[2] === '"pga_monitor"').map((x) => x[0]), ['hostssl', 'hostssl', 'local', 'host']);
   });
+  test('standalone mode too: ahead of its trusted socket and POSTGRES_HOST_AUTH_METHOD', () => {
+    const c = loadConfig(ENV, memFiles(FILES), { standalone: { hostAuthMethod: 'trust', database: 'postgres', initdbArgs: [] } });
+    const r = rules(renderPgHba(c));
+    const first = r.findIndex((x) => x[2] === '"pga_monitor"');
+    assert.deepEqual(r.slice(first, first + 4).map((x) => `${x[0]} ${x[3]} ${x[4] ?? ''}`.trim()), ['host 127.0.0.1/32 scram-sha-256', 'host ::1/128 scram-sha-256', 'local reject', 'host all reject']);
+    assert.ok(first < r.findIndex((x) => x[0] === 'local' && x[2] === 'all'), 'before local all all trust');
+    assert.ok(first < r.findIndex((x) => x.join(' ') === 'host all all all trust'), 'before the host auth method');
+  });
   test('no rule without PGA_MONITOR_USER', () => {
     assert.doesNotMatch(renderPgHba(load({ PGA_MONITOR_USER: undefined, PGA_MONITOR_PASSWORD_FILE: undefined })), /pga_monitor/);
   });
