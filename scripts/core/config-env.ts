@@ -114,6 +114,9 @@ const roleName = makeValidator<string>((v) =>
 const optRoleName = makeValidator<string>((v) =>
   v === '' || (PG_IDENT.test(v) && !v.toLowerCase().startsWith('pg_')) ? v : bad(v, 'empty (no application user) or a PostgreSQL role name: a letter or "_" then letters, digits or "_", at most 63 characters'),
 );
+const optMonitorName = makeValidator<string>((v) =>
+  v === '' || (PG_IDENT.test(v) && !v.toLowerCase().startsWith('pg_')) ? v : bad(v, 'empty (no exporter role) or a PostgreSQL role name: a letter or "_" then letters, digits or "_", at most 63 characters, not starting with "pg_"'),
+);
 /** Standalone mode: any name the official postgres image accepts (we always quote it). */
 const anyName = makeValidator<string>((v) =>
   v !== '' && !v.includes('\0') && new TextEncoder().encode(v).length <= 63 ? v : bad(v, 'a name of 1 to 63 bytes without a NUL character'),
@@ -139,6 +142,7 @@ export const SECRET_VARS = {
   replicationPassword: 'PGA_REPLICATION_PASSWORD',
   appPassword: 'PGA_APP_PASSWORD',
   apiToken: 'PGA_API_TOKEN',
+  monitorPassword: 'PGA_MONITOR_PASSWORD',
 } as const;
 
 export function envSpecs(o: { anyNames?: boolean } = {}) {
@@ -174,6 +178,7 @@ export function envSpecs(o: { anyNames?: boolean } = {}) {
     PGA_REPLICATION_USER: roleName({ default: 'replicator' }),
     PGA_APP_USER: optRoleName({ default: 'app' }),
     PGA_APP_DATABASE: dbName({ default: 'app' }),
+    PGA_MONITOR_USER: optMonitorName({ default: '' }),
     PGA_TLS_CERT_FILE: optAbsPath({ default: '' }),
     PGA_TLS_KEY_FILE: optAbsPath({ default: '' }),
     PGA_TLS_CA_FILE: optAbsPath({ default: '' }),
@@ -186,6 +191,8 @@ export function envSpecs(o: { anyNames?: boolean } = {}) {
     PGA_APP_PASSWORD_FILE: optStr(),
     PGA_API_TOKEN: optStr(),
     PGA_API_TOKEN_FILE: optStr(),
+    PGA_MONITOR_PASSWORD: optStr(),
+    PGA_MONITOR_PASSWORD_FILE: optStr(),
   };
 }
 

@@ -56,7 +56,11 @@ export interface Config {
   replicationUser: string;
   appUser: string | null;
   appDatabase: string;
-  secrets: { superuserPassword: string; replicationPassword: string; appPassword: string | null; apiToken: string };
+  /** the exporter's login role (PGA_MONITOR_USER): a member of pg_monitor, nothing else; null = none */
+  monitorUser: string | null;
+  /** PGA_MONITOR_PASSWORD_FILE, read again by each roles pass so that a rotated password is set */
+  monitorPasswordFile: string | null;
+  secrets: { superuserPassword: string; replicationPassword: string; appPassword: string | null; apiToken: string; monitorPassword: string | null };
   /** from $PGA_CONFIG_DIR/parameters.json (values stringified) */
   parameters: Record<string, string>;
   /** from $PGA_CONFIG_DIR/pg_hba.conf ('' if absent) */
@@ -131,6 +135,10 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   if (appUser && (appUser === e.PGA_SUPERUSER || appUser === e.PGA_REPLICATION_USER)) {
     problems.push(`PGA_APP_USER is ${show(appUser)}, the same as PGA_SUPERUSER or PGA_REPLICATION_USER; accepted: a separate role or empty (none). Fix: choose another name`);
   }
+  const monitorUser = e.PGA_MONITOR_USER ? e.PGA_MONITOR_USER : null;
+  if (monitorUser && [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].includes(monitorUser)) {
+    problems.push(`PGA_MONITOR_USER is ${show(monitorUser)}, the same as PGA_SUPERUSER, PGA_REPLICATION_USER or PGA_APP_USER; accepted: a role of its own (it gets pg_monitor and nothing else) or empty (none). Fix: choose another name, such as pga_monitor`);
+  }
 
   // directories
   const dataDir = e.PGA_DATA_DIR;
@@ -174,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   const replicationPassword = secret('replicationPassword', true, 'the replication role password');
   const appPassword = secret('appPassword', appUser !== null, `the password of PGA_APP_USER=${appUser ?? ''}`);
   const apiToken = secret('apiToken', true, 'the bearer token of the HTTP API and the CLI');
+  const monitorPassword = secret('monitorPassword', monitorUser !== null, `the password of PGA_MONITOR_USER=${monitorUser ?? ''}, the exporter's role`);
   if (apiToken !== null && /\s/.test(apiToken)) problems.push('PGA_API_TOKEN: the token contains whitespace; accepted: a token without spaces or newlines. Fix: regenerate the token');
 
   // TLS
@@ -231,9 +240,9 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   }
   // the one list of owned and refused parameters (parameters.ts), as the chart checks it too
   problems.push(...parameterProblems(parameters, backup !== null).map((p) => `${cfgDir}/parameters.json: ${p}`));
-  const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser].filter((x): x is string => !!x);
+  const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser, monitorUser].filter((x): x is string => !!x);
   for (const u of bootstrap.users) {
-    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json or roles.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication or application user). Fix: remove it from users`);
+    if (reserved.includes(u.name)) problems.push(`${cfgDir}/bootstrap.json or roles.json: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication, application or exporter user). Fix: remove it from users`);
   }
   for (const d of bootstrap.databases) {
     if (appUser && d.name === e.PGA_APP_DATABASE) problems.push(`${cfgDir}/bootstrap.json: databases entry ${show(d.name)} is PGA_APP_DATABASE, which the entrypoint creates for ${appUser}. Fix: remove it from databases`);
@@ -272,11 +281,14 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     replicationUser: e.PGA_REPLICATION_USER,
     appUser,
     appDatabase: e.PGA_APP_DATABASE,
+    monitorUser,
+    monitorPasswordFile: monitorUser && env.PGA_MONITOR_PASSWORD_FILE ? env.PGA_MONITOR_PASSWORD_FILE : null,
     secrets: {
       superuserPassword: superuserPassword as string,
       replicationPassword: replicationPassword as string,
       appPassword: appUser ? appPassword : null,
       apiToken: apiToken as string,
+      monitorPassword: monitorUser ? monitorPassword : null,
     },
     parameters,
     pgHbaExtra,

@@ -197,12 +197,15 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
  *     because the socket directory and socket are private to the postgres OS user (0700,
  *     unix_socket_permissions = 0700): no other user of the container can reach it. (peer would
  *     need the OS user name to equal the role name, which PGA_SUPERUSER does not guarantee.)
- *  2. other local connections: scram-sha-256.
- *  3. replication connections: only the replication role, scram-sha-256, from anywhere; every
+ *  2. the exporter's role (PGA_MONITOR_USER): scram-sha-256 over TCP loopback only (the exporter
+ *     runs in the member's pod), rejected from anywhere else and over the socket, before any
+ *     user rule can admit it;
+ *  3. other local connections: scram-sha-256.
+ *  4. replication connections: only the replication role, scram-sha-256, from anywhere; every
  *     other role is rejected for replication.
- *  4. the user's rules ($PGA_CONFIG_DIR/pg_hba.conf, chart postgresql.pgHba), so they can allow
+ *  5. the user's rules ($PGA_CONFIG_DIR/pg_hba.conf, chart postgresql.pgHba), so they can allow
  *     or reject specific clients before the catch-all;
- *  5. catch-all: every database/role with scram-sha-256 (the superuser needs it for pg_rewind).
+ *  6. catch-all: every database/role with scram-sha-256 (the superuser needs it for pg_rewind).
  * With TLS, network rules are `hostssl` (plaintext TCP connections match nothing and are
  * refused).
  */
@@ -214,6 +217,7 @@ export function renderPgHba(cfg: Config): string {
     '# pg_hba.conf written by pg-autopilot; edits here are lost. Add rules with postgresql.pgHba.',
     '# TYPE    DATABASE     USER                 ADDRESS   METHOD',
     `local     all          ${q(cfg.superuser)}  trust`,
+    ...(cfg.monitorUser ? monitorHba(q(cfg.monitorUser), host) : []),
     `local     replication  all                  reject`,
     `local     all          all                  scram-sha-256`,
     `${host.padEnd(9)} replication  ${q(cfg.replicationUser)}  all  scram-sha-256`,
@@ -230,16 +234,29 @@ export function renderPgHba(cfg: Config): string {
   return lines.join('\n') + '\n';
 }
 
+/** The exporter's role: loopback TCP (IPv4 and IPv6) with scram-sha-256, everything else rejected. */
+function monitorHba(role: string, host: string): string[] {
+  return [
+    `${host.padEnd(9)} all          ${role}  127.0.0.1/32  scram-sha-256`,
+    `${host.padEnd(9)} all          ${role}  ::1/128       scram-sha-256`,
+    `local     all          ${role}  reject`,
+    // `host` matches TLS and plaintext TCP alike
+    `host      all          ${role}  all       reject`,
+  ];
+}
+
 /**
  * pg_hba.conf in standalone and replica mode, as the official postgres image has it: local
  * connections trusted (the socket directory is private to the postgres OS user, 0700), network
- * connections with POSTGRES_HOST_AUTH_METHOD; replication only for the replication role. Role
- * names never appear here, so the superuser's may hold any character.
+ * connections with POSTGRES_HOST_AUTH_METHOD; replication only for the replication role. The
+ * superuser's name never appears here, so it may hold any character; the exporter's role
+ * (PGA_MONITOR_USER, a plain role name) is admitted over TCP loopback only, as in the cluster.
  */
 function renderStandaloneHba(cfg: Config, host: string, method: string): string {
   return [
     '# pg_hba.conf written by pg-autopilot (standalone mode); edits here are lost. Add rules in $PGA_CONFIG_DIR/pg_hba.conf.',
     '# TYPE    DATABASE     USER                 ADDRESS   METHOD',
+    ...(cfg.monitorUser ? monitorHba(`"${cfg.monitorUser}"`, host) : []),
     'local     all          all                            trust',
     `${host.padEnd(9)} replication  "${cfg.replicationUser}"  all  ${method}`,
     'host      replication  all                  all       reject',

@@ -31,6 +31,8 @@ export interface DesiredUser {
   createOnly: string[];
   /** the options as written (log lines, bootstrap) */
   options: string[];
+  /** a role the autopilot keeps itself (systemUsers): what it is for, named in each reason */
+  system?: string;
 }
 
 export interface DesiredDatabase {
@@ -167,4 +169,44 @@ export function reservedProblems(users: DesiredUser[], databases: DesiredDatabas
   for (const u of users) if (reserved.includes(u.name)) out.push(`${where}: users entry ${show(u.name)} is a role the entrypoint manages (superuser, replication, application or exporter user). Fix: remove it from users`);
   for (const d of databases) if (appDatabase && d.name === appDatabase) out.push(`${where}: databases entry ${show(d.name)} is PGA_APP_DATABASE, which the entrypoint creates for the application user. Fix: remove it from databases`);
   return out;
+}
+
+/** Connections the exporter's role may hold: postgres_exporter keeps one per collector set (two),
+ *  plus room for a reconnect; a leaked password cannot take more. */
+export const MONITOR_CONNECTION_LIMIT = 5;
+
+export interface SystemRolesConfig {
+  monitorUser: string | null;
+  monitorPasswordFile: string | null;
+  secrets: { monitorPassword: string | null };
+}
+
+/** The roles the autopilot keeps besides the declared ones, planned like them (core/roles.ts) but
+ *  never refused as reserved: the exporter's role (PGA_MONITOR_USER), LOGIN, a member of pg_monitor
+ *  and of nothing else, no other attribute. Its password is read again from
+ *  PGA_MONITOR_PASSWORD_FILE on each pass (a rotated Secret or Vault file is applied); when that
+ *  file cannot be read the problem is reported and the stored password is left as it is. */
+export function systemUsers(cfg: SystemRolesConfig, files: FileReaderLike, problems: string[]): DesiredUser[] {
+  if (!cfg.monitorUser) return [];
+  let password = cfg.secrets.monitorPassword;
+  const f = cfg.monitorPasswordFile;
+  if (f) {
+    const kept = `the stored password of ${cfg.monitorUser} is kept`;
+    let content: string | null = null;
+    let why: string | null = null;
+    try {
+      content = files.readFile(f);
+      if (content === null) why = `${show(f)} does not exist; ${kept}. Fix: add the key to the credentials Secret or Vault path`;
+      else if (trim1(content) === '') why = `${show(f)} is empty; ${kept}. Fix: put the password in it`;
+    } catch (err) {
+      why = `cannot read ${show(f)} (${(err as Error).message}); ${kept}. Fix: make it readable by the postgres user`;
+    }
+    if (why !== null) problems.push(`PGA_MONITOR_PASSWORD_FILE: ${why}`);
+    password = why === null && content !== null ? trim1(content) : null;
+  }
+  return [{
+    name: cfg.monitorUser, ensure: 'present', password, passwordKey: cfg.monitorPasswordFile ?? 'PGA_MONITOR_PASSWORD',
+    flags: { ...FLAG_DEFAULTS, LOGIN: true }, connectionLimit: MONITOR_CONNECTION_LIMIT, inRoles: ['pg_monitor'], createOnly: [], options: ['LOGIN', 'IN ROLE pg_monitor'],
+    system: "the exporter's role",
+  }];
 }

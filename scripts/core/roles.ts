@@ -6,7 +6,9 @@
 //
 // Rules:
 // - Only declared names are touched; a role or database not in the declaration is left alone.
-// - Reserved roles (superuser, replication, application, exporter; pg_*) are never touched.
+// - Reserved roles (superuser, replication, application, exporter; pg_*) are never touched by a
+//   declaration. The autopilot's own roles (`system`: the exporter's, roles-config.ts systemUsers)
+//   are planned by the same rules, ahead of the declared ones, and their reasons say what they are.
 // - ensure: absent drops a role only when it owns nothing and holds no privileges
 //   (pg_shdepend is empty for it); otherwise it is disabled (NOLOGIN) and a warning says what
 //   keeps it, and how to clear it (REASSIGN OWNED / DROP OWNED in each database).
@@ -72,36 +74,38 @@ function flagClauses(want: Record<RoleFlag, boolean>, have: Record<RoleFlag, boo
   return ROLE_FLAGS.filter((f) => (have ? have[f] !== want[f] : want[f] !== FLAG_DEFAULTS[f])).map((f) => (want[f] ? f : `NO${f}`));
 }
 
-export function planRoles(users: DesiredUser[], databases: DesiredDatabase[], actual: Catalog, reserved: string[]): RolesPlan {
+export function planRoles(users: DesiredUser[], databases: DesiredDatabase[], actual: Catalog, reserved: string[], system: DesiredUser[] = []): RolesPlan {
   const actions: RoleAction[] = [];
   const warnings: string[] = [];
   const roles = new Map(actual.roles.map((r) => [r.name, r]));
   const dbs = new Map(actual.databases.map((d) => [d.name, d]));
   const isReserved = (n: string) => reserved.includes(n) || n.toLowerCase().startsWith('pg_');
-  const managed = users.filter((u) => {
-    if (!isReserved(u.name)) return true;
+  const managed = [...system, ...users.filter((u) => {
+    if (!isReserved(u.name) && !system.some((s) => s.name === u.name)) return true;
     warnings.push(`role ${u.name}: left alone, a role the autopilot manages (remove it from users)`);
     return false;
-  });
+  })];
   const present = managed.filter((u) => u.ensure === 'present');
   const absent = managed.filter((u) => u.ensure === 'absent');
   // roles that will exist once the creations below ran (memberships and owners may name them)
   const willExist = (n: string) => (roles.has(n) && !absent.some((u) => u.name === n)) || present.some((u) => u.name === n);
 
   // 1. create and alter roles
+  // a system role's reasons say what it is: "role pga_monitor (the exporter's role)"
+  const who = (u: DesiredUser) => (u.system ? `${u.name} (${u.system})` : u.name);
   for (const u of present) {
     const have = roles.get(u.name);
     if (!have) {
       const clauses = [...flagClauses(u.flags, null), ...(u.connectionLimit !== -1 ? [`CONNECTION LIMIT ${u.connectionLimit}`] : []), ...u.createOnly];
       const pw = u.password !== null ? ` ${PASSWORD_TOKEN}` : '';
-      actions.push({ kind: 'create_role', subject: u.name, sql: `CREATE ROLE ${q(u.name)}${clauses.length ? ` WITH ${clauses.join(' ')}` : ''}${pw}`, passwordOf: pw ? u.name : undefined, reason: `role ${u.name} is declared and does not exist: create it${pw ? ' with its password' : ''}` });
+      actions.push({ kind: 'create_role', subject: u.name, sql: `CREATE ROLE ${q(u.name)}${clauses.length ? ` WITH ${clauses.join(' ')}` : ''}${pw}`, passwordOf: pw ? u.name : undefined, reason: `role ${who(u)} is declared and does not exist: create it${pw ? ' with its password' : ''}` });
       continue;
     }
     const clauses = flagClauses(u.flags, have.flags);
     if (have.connectionLimit !== u.connectionLimit) clauses.push(`CONNECTION LIMIT ${u.connectionLimit}`);
-    if (clauses.length) actions.push({ kind: 'alter_role', subject: u.name, sql: `ALTER ROLE ${q(u.name)} WITH ${clauses.join(' ')}`, reason: `role ${u.name}: options differ from the declaration (${clauses.join(', ')})` });
+    if (clauses.length) actions.push({ kind: 'alter_role', subject: u.name, sql: `ALTER ROLE ${q(u.name)} WITH ${clauses.join(' ')}`, reason: `role ${who(u)}: options differ from the declaration (${clauses.join(', ')})` });
     if (u.password !== null && have.passwordMatches === false) {
-      actions.push({ kind: 'set_password', subject: u.name, sql: `ALTER ROLE ${q(u.name)} WITH ${PASSWORD_TOKEN}`, passwordOf: u.name, reason: `role ${u.name}: the stored password is not the one in ${u.passwordKey ?? 'its passwordKey'}: set it` });
+      actions.push({ kind: 'set_password', subject: u.name, sql: `ALTER ROLE ${q(u.name)} WITH ${PASSWORD_TOKEN}`, passwordOf: u.name, reason: `role ${who(u)}: the stored password is not the one in ${u.passwordKey ?? 'its passwordKey'}: set it` });
     }
   }
   // 2. memberships
@@ -113,11 +117,11 @@ export function planRoles(users: DesiredUser[], databases: DesiredDatabase[], ac
         warnings.push(`role ${u.name}: cannot join ${r}, no such role (declare it in users or create it)`);
         continue;
       }
-      actions.push({ kind: 'grant', subject: u.name, sql: `GRANT ${q(r)} TO ${q(u.name)}`, reason: `role ${u.name}: declared a member of ${r}` });
+      actions.push({ kind: 'grant', subject: u.name, sql: `GRANT ${q(r)} TO ${q(u.name)}`, reason: `role ${who(u)}: declared a member of ${r}` });
     }
     for (const r of have) {
       if (u.inRoles.includes(r)) continue;
-      actions.push({ kind: 'revoke', subject: u.name, sql: `REVOKE ${q(r)} FROM ${q(u.name)}`, reason: `role ${u.name}: member of ${r}, which its inRoles does not list` });
+      actions.push({ kind: 'revoke', subject: u.name, sql: `REVOKE ${q(r)} FROM ${q(u.name)}`, reason: `role ${who(u)}: member of ${r}, which its inRoles does not list` });
     }
   }
   // 3. databases (after the roles: an owner may be new)

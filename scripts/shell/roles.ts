@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { loadBootstrap } from '../core/config-files.js';
 import type { Config } from '../core/config.js';
 import { confPaths } from '../core/render.js';
-import { reservedProblems } from '../core/roles-config.js';
+import { reservedProblems, systemUsers, type DesiredDatabase, type DesiredUser } from '../core/roles-config.js';
 import { rolesPassDue, type RoleAction } from '../core/roles.js';
 import { nodeFileReader } from './files.js';
 import type { Kube } from './kube.js';
@@ -34,10 +34,11 @@ export interface RolesSync {
   idle(): Promise<void>;
 }
 
-/** Everything a pass depends on, as one hash: the two JSON files and every secret file. */
+/** Everything a pass depends on, as one hash: the two JSON files, every secret file and the
+ *  exporter's password file. */
 function fingerprint(cfg: Config): string {
   const h = createHash('sha256');
-  for (const f of [`${cfg.configDir}/roles.json`, `${cfg.configDir}/bootstrap.json`]) h.update(`${f}\0${nodeFileReader.readFile(f) ?? '(none)'}\0`);
+  for (const f of [`${cfg.configDir}/roles.json`, `${cfg.configDir}/bootstrap.json`, cfg.monitorPasswordFile ?? '']) h.update(`${f}\0${(f && nodeFileReader.readFile(f)) ?? '(none)'}\0`);
   const names = (nodeFileReader.listDir(cfg.rolesSecretsDir) ?? []).filter((n) => !n.startsWith('.')).sort();
   for (const n of names) h.update(`${n}\0${nodeFileReader.readFile(`${cfg.rolesSecretsDir}/${n}`) ?? ''}\0`);
   return h.digest('hex');
@@ -66,15 +67,20 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
     const problems: string[] = [];
     const b = loadBootstrap(cfg.configDir, cfg.rolesSecretsDir, cfg.superuser, nodeFileReader, problems);
     problems.push(...reservedProblems(b.users, b.databases, reservedRoles(cfg), cfg.appUser ? cfg.appDatabase : null, `${cfg.configDir}/roles.json`));
+    // the exporter's role is kept even while the declaration is refused
+    const sysProblems: string[] = [];
+    const system = systemUsers(cfg, nodeFileReader, sysProblems);
+    let users: DesiredUser[] = b.users;
+    let databases: DesiredDatabase[] = b.databases;
     if (problems.length) {
-      // the last good declaration stays in force; nothing is changed on a declaration that is wrong
-      refuse(problems.map((p) => `${p} (nothing changed until it is fixed)`));
-      return;
+      // the last good declaration stays in force; nothing declared is changed while it is wrong
+      users = [];
+      databases = [];
     }
     // loaded here, not at the top: main.ts loads pg (through postgres.ts) with the global Response
     // hidden, and autopilot.ts, which imports this file, is loaded before that
     const { withClient } = await import('./pg/sql.js');
-    const report = await withClient(ctx, (c) => syncRoles(c, b.users, b.databases, reservedRoles(cfg), (a, error) => {
+    const report = await withClient(ctx, (c) => syncRoles(c, users, databases, reservedRoles(cfg), (a, error) => {
       if (error === null) {
         log.info(`roles: ${a.reason}`, { kind: a.kind, subject: a.subject, sql: a.sql });
         event(EVENT_REASON[a.kind], a.reason);
@@ -82,8 +88,8 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
         log.error(`roles: failed: ${a.reason}`, { kind: a.kind, subject: a.subject, sql: a.sql, error });
         event('RoleSyncFailed', `${a.reason}: ${error}`, 'Warning');
       }
-    }), 60_000);
-    refuse(report.plan.warnings);
+    }, system), 60_000);
+    refuse([...problems.map((p) => `${p} (nothing declared is changed until it is fixed)`), ...sysProblems, ...report.plan.warnings]);
     if (report.done.length || report.failed.length) log.info('roles: pass done', { actions: report.done.length, failed: report.failed.length, ms: Date.now() - t0 });
     failed = report.failed.length > 0;
   }

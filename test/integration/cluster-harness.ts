@@ -50,6 +50,8 @@ export interface ClusterOptions {
   cgroups?: boolean;
   /** files written into each member's config directory (also its secrets directory), by relative path */
   files?: Record<string, string>;
+  /** variables set, in each member, to the path of one of `files` (name → relative path) */
+  fileEnv?: Record<string, string>;
 }
 
 function own(path: string) {
@@ -101,6 +103,7 @@ export class Cluster {
       PGA_PG_PORT: String(m.pgPort), PGA_API_PORT: String(m.apiPort),
       PGA_SUPERUSER_PASSWORD: PASSWORD, PGA_REPLICATION_PASSWORD: 'repl-pw', PGA_APP_PASSWORD: 'app-pw', PGA_API_TOKEN: TOKEN,
       KUBECONFIG: m.proxy.kubeconfig, PGA_LOG_LEVEL: 'info',
+      ...Object.fromEntries(Object.entries(this.opts.fileEnv ?? {}).map(([k, rel]) => [k, join(mdir, 'config', rel)])),
       ...(this.opts.env ?? {}),
       ...(this.opts.memberEnv?.[name] ?? {}),
     };

@@ -99,3 +99,65 @@ test('roles: add, alter, rotate the password, remove a user (and a database) wit
     await c.stop();
   }
 });
+
+/** Run `fn` logged in as `user` over TCP loopback (as the exporter does) or the unix socket. */
+async function asUser<T>(host: string, port: number, user: string, password: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ host, port, user, password, database: 'postgres', connectionTimeoutMillis: 3_000 });
+  c.on('error', () => undefined);
+  await c.connect();
+  try { return await fn(c); } finally { await c.end().catch(() => undefined); }
+}
+
+test("roles: the exporter's own role: pg_monitor and nothing else, loopback only, reserved, drift undone, password rotated", { timeout: 240_000 }, async (t) => {
+  const c = await Cluster.start(kube(), {
+    members: 2,
+    files: { 'roles.json': roles([]), 'monitor-password': 'mon-pw-1\n' },
+    env: { PGA_MONITOR_USER: 'pga_monitor' },
+    fileEnv: { PGA_MONITOR_PASSWORD_FILE: 'monitor-password' },
+  });
+  try {
+    const m0 = await c.waitForPrimary(90_000);
+    await c.waitForReplicas(m0, 1);
+    const m = c.member(m0);
+    const started = (await c.sql(m0, 'SELECT pg_postmaster_start_time()::text AS t'))[0].t as string;
+    const role = async () => (await c.sql(m0, `SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit,
+        ARRAY(SELECT g.rolname::text FROM pg_auth_members x JOIN pg_roles g ON g.oid = x.roleid WHERE x.member = r.oid ORDER BY 1) AS member_of
+      FROM pg_roles r WHERE rolname = 'pga_monitor'`))[0] as Record<string, unknown> | undefined;
+    const exact = { rolcanlogin: true, rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false, rolconnlimit: 5, member_of: ['pg_monitor'] };
+
+    // 1. made at bootstrap: LOGIN, pg_monitor, nothing else
+    assert.deepEqual(await role(), exact);
+    // 2. it reads what the exporter reads: pg_stat_replication with its columns (pg_monitor shows
+    // other roles' rows whole; without it they read as NULL)
+    const rep = await asUser('127.0.0.1', m.pgPort, 'pga_monitor', 'mon-pw-1', (cl) => cl.query('SELECT state, sent_lsn::text AS sent FROM pg_stat_replication'));
+    assert.equal(rep.rows.length, 1);
+    assert.equal(rep.rows[0].state, 'streaming');
+    assert.ok(rep.rows[0].sent, 'sent_lsn is visible to pg_monitor');
+    // 3. it cannot write
+    await assert.rejects(asUser('127.0.0.1', m.pgPort, 'pga_monitor', 'mon-pw-1', (cl) => cl.query('CREATE TABLE public.mon_t (x int)')), /permission denied/);
+    await assert.rejects(asUser('127.0.0.1', m.pgPort, 'pga_monitor', 'mon-pw-1', (cl) => cl.query('CREATE DATABASE mon_db')), /permission denied/);
+    // 4. loopback only: the unix socket is rejected by pg_hba (the network likewise, by the same rules)
+    await assert.rejects(asUser(join(m.dir, 'run'), m.pgPort, 'pga_monitor', 'mon-pw-1', (cl) => cl.query('SELECT 1')), /pg_hba\.conf rejects connection .*"pga_monitor"/);
+
+    // 5. declaring it in users is refused, and changes nothing
+    replaceFile(m.dir, 'roles.json', roles([{ name: 'pga_monitor', options: ['LOGIN', 'SUPERUSER'] }]));
+    await c.waitFor('the refusal logged', async () => c.grep(m0, 'users entry \\"pga_monitor\\" is a role the entrypoint manages').length > 0, 30_000, 200);
+    assert.deepEqual(await role(), exact);
+    replaceFile(m.dir, 'roles.json', roles([]));
+
+    // 6. rights given by hand are taken back, and a rotated password is set (old one refused)
+    await c.sql(m0, 'ALTER ROLE pga_monitor WITH CREATEDB CONNECTION LIMIT -1');
+    await c.sql(m0, 'GRANT pg_write_all_data TO pga_monitor');
+    const t0 = Date.now();
+    replaceFile(m.dir, 'monitor-password', 'mon-pw-2\n');
+    await c.waitFor('the new password logs in', async () => (await canLogin(m.pgPort, 'pga_monitor', 'mon-pw-2')) === true, 30_000, 100);
+    fig(t, 'monitor_rotate_ms', Date.now() - t0);
+    assert.match(String(await canLogin(m.pgPort, 'pga_monitor', 'mon-pw-1')), /password authentication failed/);
+    await c.waitFor('the drift undone', async () => JSON.stringify(await role()) === JSON.stringify(exact), 30_000, 100);
+    assert.ok(c.grep(m0, "pga_monitor (the exporter's role)").length > 0, 'the actions name the role and what it is for');
+
+    assert.equal((await c.sql(m0, 'SELECT pg_postmaster_start_time()::text AS t'))[0].t, started, 'postgres was never restarted');
+  } finally {
+    await c.stop();
+  }
+});

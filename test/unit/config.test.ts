@@ -72,7 +72,8 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.replicationUser, 'replicator');
     assert.equal(c.appUser, 'app');
     assert.equal(c.appDatabase, 'app');
-    assert.deepEqual(c.secrets, { superuserPassword: 'supw', replicationPassword: 'replpw', appPassword: 'apppw', apiToken: 'tok' });
+    assert.deepEqual(c.secrets, { superuserPassword: 'supw', replicationPassword: 'replpw', appPassword: 'apppw', apiToken: 'tok', monitorPassword: null });
+    assert.equal(c.monitorUser, null, 'no exporter role unless PGA_MONITOR_USER is set');
     assert.deepEqual(c.parameters, {});
     assert.equal(c.pgHbaExtra, '');
     assert.deepEqual(c.bootstrap, { initdb: { encoding: 'UTF8', locale: 'C.UTF-8', dataChecksums: true, args: [] }, users: [], databases: [], scripts: [] });

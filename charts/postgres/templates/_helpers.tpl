@@ -129,25 +129,36 @@ Secret projected at /etc/pg-autopilot/secrets. PGA_SECRETS_DIR and every *_FILE 
 {{- end -}}
 
 {{/* postgres.credentialKeys: every credential key the cluster needs, as a JSON list: superuser,
-replication, app (when auth.appUser is set), API token, then each users[].passwordKey. These are
-the Secret keys, the projected file names and the Vault Agent secret names. */}}
+replication, app (when auth.appUser is set), API token, the exporter's password (metrics.enabled),
+then each users[].passwordKey. These are the Secret keys, the projected file names and the Vault
+Agent secret names. */}}
 {{- define "postgres.credentialKeys" -}}
 {{- $k := .Values.auth.secretKeys -}}
 {{- $keys := list $k.superuserPassword $k.replicationPassword -}}
 {{- if .Values.auth.appUser }}{{ $keys = append $keys $k.appPassword }}{{ end -}}
 {{- $keys = append $keys $k.apiToken -}}
+{{- if .Values.metrics.enabled }}{{ $keys = append $keys $k.monitorPassword }}{{ end -}}
 {{- range .Values.users }}{{ if .passwordKey }}{{ $keys = append $keys .passwordKey }}{{ end }}{{ end -}}
 {{- toJson (uniq $keys) -}}
 {{- end -}}
 
 {{/* postgres.builtinCredentialKeys: the credential keys of auth.* (superuser, replication, app
-when auth.appUser is set, API token), as a JSON list: the keys projected one by one into
-secrets/. Users' passwordKeys are not among them (postgres.rolesSecretVolume). */}}
+when auth.appUser is set, API token, the exporter's password with metrics.enabled, which the
+autopilot sets on the role), as a JSON list: the keys projected one by one into secrets/ of the
+postgres container. Users' passwordKeys are not among them (postgres.rolesSecretVolume). */}}
 {{- define "postgres.builtinCredentialKeys" -}}
 {{- $k := .Values.auth.secretKeys -}}
 {{- $keys := list $k.superuserPassword $k.replicationPassword -}}
 {{- if .Values.auth.appUser }}{{ $keys = append $keys $k.appPassword }}{{ end -}}
-{{- toJson (append $keys $k.apiToken) -}}
+{{- $keys = append $keys $k.apiToken -}}
+{{- if .Values.metrics.enabled }}{{ $keys = append $keys $k.monitorPassword }}{{ end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/* postgres.monitorSecretDir: where the exporter finds its one password file: a volume of its
+own holding only that key (monitor-secret), or the Vault Agent's /vault/secrets. */}}
+{{- define "postgres.monitorSecretDir" -}}
+{{- if .Values.vault.enabled -}}/vault/secrets{{- else -}}/etc/postgres-exporter{{- end -}}
 {{- end -}}
 
 {{/* postgres.testKey: the credential the helm test pod logs in with: the application user's
@@ -158,11 +169,15 @@ password, or the superuser's when there is no application user. */}}
 
 {{/* postgres.vaultAnnotations: Vault Agent Injector annotations that render each key in the
 given list (dict "root" $ "keys" (list ...)) to /vault/secrets/<key> before the containers start
-(pre-populate only: no agent sidecar keeps running). Each key is a field of vault.secretPath. */}}
+(pre-populate only: no agent sidecar keeps running). Each key is a field of vault.secretPath.
+With "containers" (a comma-separated list), only those containers mount /vault/secrets. */}}
 {{- define "postgres.vaultAnnotations" -}}
 {{- $v := .root.Values.vault -}}
 vault.hashicorp.com/agent-inject: "true"
 vault.hashicorp.com/agent-pre-populate-only: "true"
+{{- with .containers }}
+vault.hashicorp.com/agent-inject-containers: {{ . | quote }}
+{{- end }}
 vault.hashicorp.com/role: {{ $v.role | quote }}
 {{- with $v.authPath }}
 vault.hashicorp.com/auth-path: {{ . | quote }}
@@ -298,11 +313,17 @@ violation and fails once with all of them, each naming the values involved. */}}
 {{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled -}}
 {{- $errors = append $errors "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: pick one, or every member is scraped twice" -}}
 {{- end -}}
-{{- $builtin := list $v.auth.secretKeys.superuserPassword $v.auth.secretKeys.replicationPassword $v.auth.secretKeys.appPassword $v.auth.secretKeys.apiToken -}}
-{{- if ne (len (uniq $builtin)) 4 -}}
-{{- $errors = append $errors "auth.secretKeys: the four key names must differ" -}}
+{{- $builtin := list $v.auth.secretKeys.superuserPassword $v.auth.secretKeys.replicationPassword $v.auth.secretKeys.appPassword $v.auth.secretKeys.apiToken $v.auth.secretKeys.monitorPassword -}}
+{{- if ne (len (uniq $builtin)) 5 -}}
+{{- $errors = append $errors "auth.secretKeys: the five key names must differ (superuserPassword, replicationPassword, appPassword, apiToken, monitorPassword): give each credential its own key" -}}
 {{- end -}}
-{{- $reserved := list $v.auth.superuser $v.auth.replicationUser -}}
+{{- if hasPrefix "pg_" (lower $v.auth.monitorUser) -}}
+{{- $errors = append $errors (printf "auth.monitorUser %q starts with pg_, which PostgreSQL reserves for its own roles: choose another name, such as pga_monitor (it is made a member of pg_monitor)" $v.auth.monitorUser) -}}
+{{- end -}}
+{{- if has $v.auth.monitorUser (list $v.auth.superuser $v.auth.replicationUser $v.auth.appUser) -}}
+{{- $errors = append $errors (printf "auth.monitorUser %q is also auth.superuser, auth.replicationUser or auth.appUser: the exporter needs a role of its own, with pg_monitor and nothing else; choose another name, such as pga_monitor" $v.auth.monitorUser) -}}
+{{- end -}}
+{{- $reserved := list $v.auth.superuser $v.auth.replicationUser $v.auth.monitorUser -}}
 {{- $owners := list $v.auth.superuser -}}
 {{- if $v.auth.appUser }}{{ $owners = append $owners $v.auth.appUser }}{{ end -}}
 {{- range $i, $u := $v.users -}}
@@ -425,6 +446,12 @@ entrypoint appends them after its built-in rules). */}}
 {{- end }}
 - name: PGA_API_TOKEN_FILE
   value: {{ printf "%s/%s" $dir $k.apiToken }}
+{{- if .Values.metrics.enabled }}
+- name: PGA_MONITOR_USER
+  value: {{ .Values.auth.monitorUser | quote }}
+- name: PGA_MONITOR_PASSWORD_FILE
+  value: {{ printf "%s/%s" $dir $k.monitorPassword }}
+{{- end }}
 {{- if .Values.tls.enabled }}
 - name: PGA_TLS_CERT_FILE
   value: /etc/pg-autopilot/tls/tls.crt

@@ -10,8 +10,8 @@ import { planRoles, PASSWORD_TOKEN, type ActualRole, type Catalog, type RoleActi
 import type { DesiredDatabase, DesiredUser, RoleFlag } from '../../core/roles-config.js';
 import { scramVerifier } from './scram.js';
 
-/** Roles no declaration may touch: the superuser, replication and application users. */
-export const reservedRoles = (cfg: Config): string[] => [cfg.superuser, cfg.replicationUser, ...(cfg.appUser ? [cfg.appUser] : [])];
+/** Roles no declaration may touch: the superuser, replication, application and exporter users. */
+export const reservedRoles = (cfg: Config): string[] => [cfg.superuser, cfg.replicationUser, ...(cfg.appUser ? [cfg.appUser] : []), ...(cfg.monitorUser ? [cfg.monitorUser] : [])];
 
 const quoteLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
@@ -70,15 +70,16 @@ export interface SyncReport {
 }
 
 /** Plan against the catalog and run every action; a failed action is reported and the others
- *  still run (each is one statement of its own). */
+ *  still run (each is one statement of its own). `system`: the autopilot's own roles
+ *  (roles-config.ts systemUsers), kept ahead of the declared ones. */
 export async function syncRoles(c: pg.Client, users: DesiredUser[], databases: DesiredDatabase[], reserved: string[],
-  onAction: (a: RoleAction, error: string | null) => void): Promise<SyncReport> {
-  const plan = planRoles(users, databases, await readCatalog(c, users, databases), reserved);
+  onAction: (a: RoleAction, error: string | null) => void, system: DesiredUser[] = []): Promise<SyncReport> {
+  const plan = planRoles(users, databases, await readCatalog(c, [...system, ...users], databases), reserved, system);
   const report: SyncReport = { plan, done: [], failed: [] };
   for (const a of plan.actions) {
     let sql = a.sql;
     if (a.passwordOf !== undefined) {
-      const pw = users.find((u) => u.name === a.passwordOf)?.password;
+      const pw = [...system, ...users].find((u) => u.name === a.passwordOf)?.password;
       if (pw == null) continue;
       sql = sql.replace(PASSWORD_TOKEN, `PASSWORD ${quoteLiteral(scramVerifier(pw) ?? pw)}`);
     }

@@ -14,6 +14,8 @@ import { STANDBY_BOUNDED } from '../../core/restart.js';
 import type { Endpoint, PgContext, PgStatus } from './types.js';
 import { psqlScript } from './commands.js';
 import { reservedRoles, syncRoles } from './roles-sql.js';
+import { systemUsers } from '../../core/roles-config.js';
+import { nodeFileReader } from '../files.js';
 import { scramVerifier } from './scram.js';
 
 export { scramVerifier };
@@ -125,12 +127,15 @@ export async function bootstrapSql(ctx: PgContext, files: Files): Promise<void> 
       await upsertRole(cfg.appUser, ['LOGIN'], cfg.secrets.appPassword);
       await ensureDb(cfg.appDatabase, cfg.appUser);
     }
-    // the declared users and databases: the same planner the primary runs on every change
+    // the exporter's role and the declared users and databases: the same planner the primary runs
+    // on every change (shell/roles.ts)
+    const problems: string[] = [];
+    const system = systemUsers(cfg, nodeFileReader, problems);
     const r = await syncRoles(c, cfg.bootstrap.users, cfg.bootstrap.databases, reservedRoles(cfg), (a, error) => {
       if (error === null) log.info('roles: done', { kind: a.kind, subject: a.subject, reason: a.reason, sql: a.sql });
       else log.error('roles: failed', { kind: a.kind, subject: a.subject, reason: a.reason, sql: a.sql, error });
-    });
-    for (const w of r.plan.warnings) log.warn('roles: refused', { why: w });
+    }, system);
+    for (const w of [...problems, ...r.plan.warnings]) log.warn('roles: refused', { why: w });
     if (r.failed.length) throw new Error(`bootstrap: ${r.failed.length} statement(s) for users/databases failed: ${r.failed.map((f) => `${f.action.sql}: ${f.error}`).join('; ')}`);
   }, 60_000);
   for (const s of cfg.bootstrap.scripts) {
