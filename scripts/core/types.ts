@@ -132,6 +132,8 @@ export interface Observation {
   revision: string | null;
   /** backups (null: off) */
   backup?: BackupView | null;
+  /** replication.bootstrapFrom, and the repository's catalogue when a clone may restore from it (absent: basebackup) */
+  replicaSource?: import('./clone.js').ReplicaSourceView;
 }
 
 /** What the primary needs to decide about backups. */
@@ -182,6 +184,8 @@ export interface Memory {
   leaseWriteFailed: boolean;
   /** since when we are shutting down while the recorded synchronous set still names us */
   leavingSinceMs: number | null;
+  /** a restore from the backup repository failed on this member (why): it clones with pg_basebackup from then on */
+  restoreFailed: string | null;
 }
 
 /** The result of an action, reported by the shell; folded into memory by `remember`. */
@@ -194,6 +198,7 @@ export type Outcome =
   | { type: 'start_failed'; atMs: number }
   | { type: 'rewound'; outcome: 'done' | 'unreachable' | 'failed' }
   | { type: 'wiped' }
+  | { type: 'restore_failed'; detail: string }
   | { type: 'demoted' }
   /** a hand-off's stop wrote the shutdown checkpoint: postgres takes no more writes while it drains and exits */
   | { type: 'writes_stopped' }
@@ -204,7 +209,8 @@ export type Action =
   | { type: 'wipe' }
   | { type: 'acquire_init' }
   | { type: 'bootstrap' }
-  | { type: 'clone'; from: Endpoint }
+  /** method restore: pgBackRest restores the repository's latest backup as a standby (core/clone.ts); why: the decision's reason */
+  | { type: 'clone'; from: Endpoint; method: import('./clone.js').CloneMethod; why: string }
   | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null }
   | { type: 'follow'; from: Endpoint | null }
   | { type: 'rewind'; from: Endpoint }

@@ -104,6 +104,8 @@ export interface StatusSnapshot {
   /** values on the lease that failed validation (no failover while any is listed) */
   leaseProblems: string[];
   /** backups (absent when off): the job running here, the last results, the archiver (primary) */
+  /** how this member got its data by its last clone: method, the decision's reason, duration, a failed restore's error */
+  clone?: { method: 'basebackup' | 'restore'; reason: string; startedAt: string; ms: number | null; restoreError: string | null };
   backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
 }
 
@@ -126,6 +128,7 @@ export function snapshot(st: State): StatusSnapshot {
     }).filter((m): m is MemberStatus => !!m),
     kubeRequests: { ...st.kube.counts },
     leaseProblems: lv?.problems ?? [],
+    ...(st.clone.last ? { clone: { method: st.clone.last.method, reason: st.clone.last.reason, startedAt: st.clone.last.startedAt.toISOString(), ms: st.clone.last.ms, restoreError: st.clone.last.error } } : {}),
     ...(st.cfg.backup ? {
       backup: {
         stanza: st.cfg.backup.stanza,

@@ -69,6 +69,13 @@ export interface State {
   wake: () => void;
   /** backups (shell/backup-jobs.ts): the job running here, the stanza created this term, the last results */
   backup: BackupState;
+  /** how this member got its data by a clone (shown in /status), and the repository as last read for one */
+  clone: CloneState;
+}
+
+export interface CloneState {
+  last: { method: 'basebackup' | 'restore'; reason: string; startedAt: Date; ms: number | null; error: string | null } | null;
+  repo: { at: number; view: import('../core/clone.js').RepoView } | null;
 }
 
 export interface BackupState {
@@ -103,6 +110,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     onWatchdog: () => undefined,
     wake: () => undefined,
     backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
+    clone: { last: null, repo: null },
   };
 }
 
