@@ -11,6 +11,10 @@ import { customCleanEnv, makeValidator, EnvError, EnvMissingError, str } from 'e
 export type SyncMode = 'off' | 'on' | 'strict';
 export const SYNC_MODES: readonly SyncMode[] = ['off', 'on', 'strict'];
 
+/** How a new replica gets its data: pg_basebackup from the primary, or the backup repository plus streaming. */
+export type ReplicaBootstrapFrom = 'basebackup' | 'backup';
+export const REPLICA_BOOTSTRAP_FROM: readonly ReplicaBootstrapFrom[] = ['basebackup', 'backup'];
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'json' | 'text';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
@@ -168,6 +172,7 @@ export function envSpecs(o: { anyNames?: boolean } = {}) {
     PGA_MAX_LAG_BYTES: nonNegInt({ default: 16777216 }),
     PGA_SYNC_MODE: oneOf<SyncMode>(SYNC_MODES)({ default: 'off' }),
     PGA_SYNC_COUNT: posInt({ default: 1 }),
+    PGA_REPLICA_BOOTSTRAP_FROM: oneOf<ReplicaBootstrapFrom>(REPLICA_BOOTSTRAP_FROM)({ default: 'basebackup' }),
     // 1GB: the chart always sets it (a quarter of the volume holding pg_wal)
     PGA_MAX_SLOT_WAL_KEEP_SIZE: walKeepSize({ default: 1024 }),
     PGA_NOFAILOVER: boolean({ default: false }),

@@ -8,7 +8,7 @@
 // secrets, TLS, mounted files against the users); the variables' schema is in config-env.ts, the
 // files (secrets, parameters.json, bootstrap.json, initdb.d) in config-files.ts.
 
-import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, type LogLevel, type SyncMode } from './config-env.js';
+import { cliEnvSpecs, envSpecs, runEnvalid, SECRET_VARS, show, type LogFormat, type LogLevel, type ReplicaBootstrapFrom, type SyncMode } from './config-env.js';
 import { findBinDir, loadBootstrap, loadParameters, readSecret, type BootstrapSpec, type FileReader } from './config-files.js';
 import { parameterProblems } from './parameters.js';
 import { ConfigError } from './errors.js';
@@ -44,6 +44,8 @@ export interface Config {
   maxLagBytes: number;
   syncMode: SyncMode;
   syncCount: number;
+  /** PGA_REPLICA_BOOTSTRAP_FROM: a new replica clones with pg_basebackup, or restores from the backup repository first (core/clone.ts) */
+  replicaBootstrapFrom: ReplicaBootstrapFrom;
   /** PGA_MAX_SLOT_WAL_KEEP_SIZE in MB (PostgreSQL's unit): the default of max_slot_wal_keep_size;
    *  -1 = unlimited (only when set so explicitly) */
   maxSlotWalKeepSizeMb: number;
@@ -238,6 +240,10 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   if (backup && restore && backup.repo.endpoint === restore.repo.endpoint && backup.repo.port === restore.repo.port && backup.repo.bucket === restore.repo.bucket && backup.repo.path === restore.repo.path && backup.stanza === restore.stanza) {
     problems.push(`${cfgDir}/restore.json: the restore's source is this cluster's own repository and stanza (${restore.stanza} at ${restore.repo.endpoint}/${restore.repo.bucket}${restore.repo.path}); a restore must never write into the source's archive. Fix: give backup.stanza or backup.s3.path another value`);
   }
+  if (e.PGA_REPLICA_BOOTSTRAP_FROM === 'backup' && has('PGA_REPLICA_BOOTSTRAP_FROM')) {
+    if (!backup && !problems.some((p) => p.startsWith(`${cfgDir}/backup.json`))) problems.push(`PGA_REPLICA_BOOTSTRAP_FROM: got "backup" but backups are off (no ${cfgDir}/backup.json): a replica can only restore from the cluster's own repository. Fix: set backup.enabled (and backup.s3.*) in the chart, or set replication.bootstrapFrom to basebackup`);
+    if (walDir) problems.push(`PGA_REPLICA_BOOTSTRAP_FROM: got "backup" with a separate WAL directory (PGA_WAL_DIR ${show(walDir)}): restoring a replica into a split data/WAL layout is not supported yet. Fix: set replication.bootstrapFrom to basebackup, or persistence.wal.enabled to false`);
+  }
   // the one list of owned and refused parameters (parameters.ts), as the chart checks it too
   problems.push(...parameterProblems(parameters, backup !== null).map((p) => `${cfgDir}/parameters.json: ${p}`));
   const reserved = [e.PGA_SUPERUSER, e.PGA_REPLICATION_USER, appUser, monitorUser].filter((x): x is string => !!x);
@@ -272,6 +278,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     maxLagBytes: e.PGA_MAX_LAG_BYTES,
     syncMode: e.PGA_SYNC_MODE,
     syncCount: e.PGA_SYNC_COUNT,
+    replicaBootstrapFrom: e.PGA_REPLICA_BOOTSTRAP_FROM,
     maxSlotWalKeepSizeMb: e.PGA_MAX_SLOT_WAL_KEEP_SIZE,
     nofailover: e.PGA_NOFAILOVER,
     failsafe: e.PGA_FAILSAFE,

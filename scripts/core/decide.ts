@@ -24,6 +24,7 @@ export { maybeWritable } from './memory.js';
 import { candidacy, sameCluster } from './candidacy.js';
 import { primaryTick, labelledOthers } from './primary.js';
 import { replicaRestart } from './restart.js';
+import { cloneDecision } from './clone.js';
 
 export { candidacy } from './candidacy.js';
 export { handoffTarget, rollingUpdate, slotsToKeep } from './primary.js';
@@ -163,7 +164,7 @@ function stoppedTick(o: Observation, m: Memory): Decision {
       return act(m, `waiting for ${o.init.holder} to bootstrap the cluster`);
     }
     const lead = leader(o);
-    if (lead && lead.healthy && lead.role === 'primary') return act(m, `empty data directory: cloning from ${lead.name}`, { type: 'clone', from: endpointOf(lead) });
+    if (lead && lead.healthy && lead.role === 'primary') return cloneDecision(o, m, endpointOf(lead));
     return act(m, 'empty data directory: waiting for a healthy primary to clone from');
   }
   if (o.reinitRequested && !paused) return act(m, 'reinit requested: wiping and cloning again', { type: 'reinit' });

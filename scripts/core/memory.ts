@@ -19,6 +19,7 @@ export function initialMemory(): Memory {
     lastWrittenRv: null,
     leaseWriteFailed: false,
     leavingSinceMs: null,
+    restoreFailed: null,
   };
 }
 
@@ -52,6 +53,9 @@ export function remember(m: Memory, e: Outcome, self: string): Memory {
       return e.outcome === 'failed' ? { ...m, rewindFailures: m.rewindFailures + 1 } : m;
     case 'wiped':
       return { ...m, rewindFailures: 0, startFailures: 0, startFailingSinceMs: null, lastKnownWritable: null };
+    case 'restore_failed':
+      // sticky for this process: the next clone uses pg_basebackup (never a loop of failing restores)
+      return { ...m, restoreFailed: e.detail.split('\n')[0]!.slice(0, 300) };
     case 'demoted':
       return { ...m, confirmedAtMs: null, syncChange: null };
     case 'writes_stopped':

@@ -148,6 +148,8 @@ export interface Observation {
   parametersDigest?: string;
   /** the member that asked us (POST /restart) since the last tick to restart postgres for them; null = nobody */
   restartRequestedBy?: string | null;
+  /** replication.bootstrapFrom, and the repository's catalogue when a clone may restore from it (absent: basebackup) */
+  replicaSource?: import('./clone.js').ReplicaSourceView;
 }
 
 /** What the primary needs to decide about backups. */
@@ -198,6 +200,8 @@ export interface Memory {
   leaseWriteFailed: boolean;
   /** since when we are shutting down while the recorded synchronous set still names us */
   leavingSinceMs: number | null;
+  /** a restore from the backup repository failed on this member (why): it clones with pg_basebackup from then on */
+  restoreFailed: string | null;
 }
 
 /** The result of an action, reported by the shell; folded into memory by `remember`. */
@@ -210,6 +214,7 @@ export type Outcome =
   | { type: 'start_failed'; atMs: number }
   | { type: 'rewound'; outcome: 'done' | 'unreachable' | 'failed' }
   | { type: 'wiped' }
+  | { type: 'restore_failed'; detail: string }
   | { type: 'demoted' }
   /** a hand-off's stop wrote the shutdown checkpoint: postgres takes no more writes while it drains and exits */
   | { type: 'writes_stopped' }
@@ -220,7 +225,8 @@ export type Action =
   | { type: 'wipe' }
   | { type: 'acquire_init' }
   | { type: 'bootstrap' }
-  | { type: 'clone'; from: Endpoint }
+  /** method restore: pgBackRest restores the repository's latest backup as a standby (core/clone.ts); why: the decision's reason */
+  | { type: 'clone'; from: Endpoint; method: import('./clone.js').CloneMethod; why: string }
   | { type: 'start'; as: 'primary' | 'replica'; follow: Endpoint | null }
   | { type: 'follow'; from: Endpoint | null }
   | { type: 'rewind'; from: Endpoint }

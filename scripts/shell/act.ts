@@ -72,6 +72,29 @@ async function untilPromoted(st: State): Promise<void> {
   st.log.info('restored cluster promoted at its target', { ms: Date.now() - t0 });
 }
 
+/**
+ * A replica restored from the repository catches up through pgBackRest's restore_command (in
+ * postgresql.auto.conf). Once it streams, the setting goes: running members stream only (see
+ * render.ts), so a later start never waits on the object store.
+ */
+async function forgetRestoreCommand(st: State): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    if (st.terminating || !st.pg.isRunning()) return;
+    const s = await st.pg.status().catch(() => null);
+    if (!s?.streaming || s.inRecovery !== true) continue;
+    try {
+      await st.pg.query('ALTER SYSTEM RESET restore_command');
+      await st.pg.reload();
+      st.log.info('restored replica streams from the primary: restore_command reset', { ms: Date.now() - t0 });
+    } catch (e) {
+      st.log.warn('could not reset restore_command after the replica restore', { error: errMsg(e) });
+    }
+    return;
+  }
+}
+
 export async function perform(st: State, a: Action, o: Observation): Promise<void> {
   const { cfg, log, kube, pg } = st;
   switch (a.type) {
@@ -112,11 +135,31 @@ export async function perform(st: State, a: Action, o: Observation): Promise<voi
       void kube.event('Lease', st.initName, 'Initialized', `${cfg.podName} initialized the cluster`);
       return;
     }
-    case 'clone':
-      log.info('cloning with pg_basebackup', { from: a.from.name });
-      await pg.basebackup(a.from, (pct) => log.info('basebackup progress', { percent: pct }));
+    case 'clone': {
+      const c = { method: a.method, reason: a.why, startedAt: new Date(), ms: null as number | null, error: st.memory.restoreFailed };
+      st.clone.last = c;
+      const t0 = Date.now();
+      if (a.method === 'restore') {
+        try {
+          await pg.restoreStandby();
+        } catch (e) {
+          // the next tick wipes the half-restored directory (marked incomplete) and clones with pg_basebackup
+          record(st, { type: 'restore_failed', detail: errMsg(e) });
+          c.error = st.memory.restoreFailed;
+          log.error('restore from the backup repository failed: falling back to pg_basebackup', { error: errMsg(e), ms: Date.now() - t0 });
+          void kube.event('Pod', cfg.podName, 'RestoreFailed', `${cfg.podName} could not restore from the backup repository (${st.memory.restoreFailed}); it clones with pg_basebackup`, 'Warning');
+          return;
+        }
+      } else {
+        log.info('cloning with pg_basebackup', { from: a.from.name, why: a.why });
+        await pg.basebackup(a.from, (pct) => log.info('basebackup progress', { percent: pct }));
+      }
+      c.ms = Date.now() - t0;
+      log.info('clone done', { method: a.method, ms: c.ms });
       await startAs(st, 'replica', a.from);
+      if (a.method === 'restore') void forgetRestoreCommand(st);
       return;
+    }
     case 'start':
       await startAs(st, a.as, a.follow);
       return;

@@ -2,6 +2,7 @@
 // Everything read from outside passes the core's validators (core/wire.ts) here, once.
 import { backupRecordOf } from './backup-jobs.js';
 import type { BackupView } from '../core/types.js';
+import type { ReplicaSourceView } from '../core/clone.js';
 import { byName } from '../core/order.js';
 import { promises as fsp } from 'node:fs';
 import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
@@ -166,6 +167,7 @@ export async function observe(st: State): Promise<Observation> {
     ...(st.params.bounds ? { runningBounds: st.params.bounds.running, nextBounds: st.params.bounds.next } : {}),
     parametersDigest: parametersDigest(st.cfg.parameters),
     restartRequestedBy: consumeRestartRequest(st),
+    replicaSource: await replicaSource(st, !running && (dataDir === 'empty' || dataDir === 'missing')),
   };
 }
 
@@ -174,6 +176,20 @@ function consumeRestartRequest(st: State): string | null {
   const by = st.params.restartRequestedBy;
   st.params.restartRequestedBy = null;
   return by;
+}
+
+/** How often the repository's catalogue is read again while a member waits to clone. */
+const REPO_READ_MS = 15_000;
+
+/** replication.bootstrapFrom, and the repository's catalogue while a member with no data may restore from it. */
+async function replicaSource(st: State, noData: boolean): Promise<ReplicaSourceView> {
+  const from = st.cfg.replicaBootstrapFrom;
+  const initialized = st.init?.metadata.annotations?.[A.initialized] === 'true';
+  // after a failed restore the core clones with pg_basebackup: no need to read the repository again
+  if (from !== 'backup' || !st.cfg.backup || !noData || !initialized || st.memory.restoreFailed !== null) return { from };
+  const c = st.clone;
+  if (!c.repo || st.now() - c.repo.at >= REPO_READ_MS) c.repo = { at: st.now(), view: await st.pg.backups.forClone() };
+  return { from, repo: c.repo.view };
 }
 
 /** Backups as the primary decides them; a member that is not primary forgets its stanza check (a new term verifies it again). */

@@ -68,6 +68,11 @@ export function createPostgres(cfg: Config, log: Logger, opts: PostgresOptions =
       ctx.log.info('bootstrap SQL done', { ms: Date.now() - t0, users: b.users.length, databases: b.databases.length, scripts: b.scripts.length });
     },
     basebackup: (from, onProgress) => dataDir.basebackup(from, onProgress),
+    restoreStandby: async () => {
+      if (!cfg.backup) throw new Error('backups are off: a replica cannot restore from the repository');
+      await backups.prepare();
+      await dataDir.restoreStandby(cfg.backup.stanza);
+    },
     rewind: (from) => dataDir.rewind(from),
     writeConfig,
     setStandby: (on) => files.setStandby(on),

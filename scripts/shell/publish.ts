@@ -110,6 +110,8 @@ export interface StatusSnapshot {
   /** parameters changed live: those pending a restart here, why the last parameters.json was refused, when one was last applied */
   parameters: { pendingRestart: string[]; problems: string[]; appliedAt: string | null };
   /** backups (absent when off): the job running here, the last results, the archiver (primary) */
+  /** how this member got its data by its last clone: method, the decision's reason, duration, a failed restore's error */
+  clone?: { method: 'basebackup' | 'restore'; reason: string; startedAt: string; ms: number | null; restoreError: string | null };
   backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
 }
 
@@ -133,6 +135,7 @@ export function snapshot(st: State): StatusSnapshot {
     kubeRequests: { ...st.kube.counts },
     leaseProblems: lv?.problems ?? [],
     parameters: { pendingRestart: [...st.params.pending], problems: [...st.params.problems], appliedAt: st.params.appliedAt?.toISOString() ?? null },
+    ...(st.clone.last ? { clone: { method: st.clone.last.method, reason: st.clone.last.reason, startedAt: st.clone.last.startedAt.toISOString(), ms: st.clone.last.ms, restoreError: st.clone.last.error } } : {}),
     ...(st.cfg.backup ? {
       backup: {
         stanza: st.cfg.backup.stanza,

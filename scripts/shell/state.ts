@@ -71,6 +71,8 @@ export interface State {
   backup: BackupState;
   /** parameters changed live (shell/live-parameters.ts) */
   params: ParamsState;
+  /** how this member got its data by a clone (shown in /status), and the repository as last read for one */
+  clone: CloneState;
 }
 
 export interface ParamsState {
@@ -90,6 +92,11 @@ export interface ParamsState {
   reloading: { before: string | null; sinceMs: number; changed: string[]; previous: Record<string, string> } | null;
   /** a member asked us (POST /restart) to restart postgres; consumed by the next observation */
   restartRequestedBy: string | null;
+}
+
+export interface CloneState {
+  last: { method: 'basebackup' | 'restore'; reason: string; startedAt: Date; ms: number | null; error: string | null } | null;
+  repo: { at: number; view: import('../core/clone.js').RepoView } | null;
 }
 
 export interface BackupState {
@@ -125,6 +132,7 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     wake: () => undefined,
     backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
     params: { text: null, overrides: null, problems: [], pending: [], pendingPid: null, bounds: null, reloading: null, appliedAt: null, restartRequestedBy: null },
+    clone: { last: null, repo: null },
   };
 }
 

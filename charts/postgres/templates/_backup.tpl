@@ -171,7 +171,8 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- /* archive_mode, archive_command, archive_library, restore_command: postgres.parameterErrors */ -}}
 {{- end -}}
 {{- if eq $v.replication.bootstrapFrom "backup" -}}
-{{- $errors = append $errors "replication.bootstrapFrom: backup is not supported yet: new replicas clone with pg_basebackup from the primary; set replication.bootstrapFrom to basebackup" -}}
+{{- if not $b.enabled }}{{ $errors = append $errors "replication.bootstrapFrom is backup but backup.enabled is false: a new replica restores from the cluster's own backup repository, so there must be one; set backup.enabled to true (with backup.s3.*), or set replication.bootstrapFrom to basebackup" }}{{ end -}}
+{{- if $v.persistence.wal.enabled }}{{ $errors = append $errors "replication.bootstrapFrom is backup with persistence.wal.enabled: restoring a replica into a separate WAL volume is not supported yet; set replication.bootstrapFrom to basebackup, or persistence.wal.enabled to false" }}{{ end -}}
 {{- end -}}
 {{- if and $b.enabled $b.fromStandby -}}
 {{- $errors = append $errors "backup.fromStandby is not supported yet: backups run on the primary (pgBackRest's backup from a standby needs remote access between the pods, which this chart does not set up yet); set backup.fromStandby to false" -}}

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { renderPgBackRest, pgbackrestArgs } from '../../core/backup.js';
 import type { BackupType } from '../../core/backup-config.js';
+import type { RepoView } from '../../core/clone.js';
 import { runProgram } from './commands.js';
 import type { Files } from './files.js';
 import type { PgContext } from './types.js';
@@ -98,6 +99,24 @@ export function createBackups(ctx: PgContext, files: Files, query: (sql: string)
           size: x.info?.size ?? 0, repoSize: x.info?.repository?.delta ?? x.info?.repository?.size ?? 0, walStart: x.archive?.start ?? '', walStop: x.archive?.stop ?? '',
         })),
       };
+    },
+    /** What a replica about to clone needs to know (core/clone.ts): the backups and whose they are. Never throws. */
+    async forClone(): Promise<RepoView> {
+      try {
+        await prepare();
+        // system-id is a 64-bit integer: quoted before parsing, or JSON.parse rounds it
+        const text = (await run('info', ['--output=json'], 60_000)).replace(/"system-id"\s*:\s*(\d+)/g, '"system-id":"$1"');
+        const s = (JSON.parse(text) as any[])[0] ?? {};
+        const backups: any[] = s.backup ?? [];
+        const code = Number(s.status?.code ?? 99);
+        // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing stanza data: nothing to restore
+        if (!backups.length) return [0, 1, 2, 3].includes(code) ? { ok: true, backups: 0, systemIds: [] } : { ok: false, error: `pgbackrest info: ${s.status?.message ?? 'no status'}` };
+        const dbs = new Map<number, string>(((s.db ?? []) as any[]).map((d) => [Number(d.id), String(d['system-id'])]));
+        const ids = [...new Set(backups.map((x) => dbs.get(Number(x.database?.id))).filter((x): x is string => !!x))];
+        return { ok: true, backups: backups.length, systemIds: ids };
+      } catch (e) {
+        return { ok: false, error: String((e as Error).message ?? e).split('\n').filter((l) => l.trim()).slice(-1)[0]?.slice(0, 300) ?? 'unknown error' };
+      }
     },
     /** pg_stat_archiver of the local postgres. */
     async archiver(): Promise<ArchiverStatus> {

@@ -1,5 +1,5 @@
-// The data directory's lifecycle: its state, wipe, and the three ways it is made or remade
-// (initdb, pg_basebackup, pg_rewind).
+// The data directory's lifecycle: its state, wipe, and the ways it is made or remade (initdb,
+// pg_basebackup, pgBackRest's restore for a new cluster or a new replica, pg_rewind).
 //
 // Crash safety: initdb, pg_basebackup and pg_rewind each first write a marker file *next to* the
 // data directory (`<parent>/.<name>.pga-incomplete`; it cannot live inside, initdb and
@@ -11,7 +11,7 @@ import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { basebackupPercent, pmStatusOf, rewindConnectionFailure } from '../../core/pgoutput.js';
 import { basebackupProgram, initdbProgram, PgCommandError, rewindProgram, runProgram } from './commands.js';
-import { renderPgBackRest } from '../../core/backup.js';
+import { pgbackrestArgs, renderPgBackRest } from '../../core/backup.js';
 import { restoreTargetArgs, type RestoreConfig } from '../../core/restore-config.js';
 import { pgbackrestBin } from './backup.js';
 import type { Files } from './files.js';
@@ -227,5 +227,23 @@ export function createDataDir(ctx: PgContext, d: DataDirDeps) {
     log.info('restore done: postgres replays to the target and promotes', { ms: Date.now() - t0 });
   }
 
-  return { state, wipe, initdb, bootstrapDone, basebackup, rewind, clearStalePid, pmStatus, restore };
+  /**
+   * A new replica from the cluster's own repository (replication.bootstrapFrom: backup): pgBackRest
+   * restores the latest backup as a standby (standby.signal, and a restore_command fetching from
+   * our own stanza to catch up to the primary). The marker stays until the restore succeeded: a
+   * failed restore leaves a 'partial' directory, wiped by the next tick (the member had no data).
+   * Needs the member's pgBackRest files (Backups.prepare) written.
+   */
+  async function restoreStandby(stanza: string): Promise<void> {
+    if (cfg.walDir) throw new Error('a replica restore into a separate WAL volume (PGA_WAL_DIR) is not supported: use replication.bootstrapFrom basebackup');
+    await prepareEmptyTarget('restore-standby');
+    log.info('restoring a replica from the backup repository (pgbackrest restore --type=standby)', { stanza });
+    const t0 = Date.now();
+    await runProgram(ctx, pgbackrestBin(), [...pgbackrestArgs(ctx.paths.pgbackrestConf, ctx.paths.pgbackrestInclude, stanza), `--pg1-path=${cfg.dataDir}`, '--type=standby', 'restore'],
+      { timeoutMs: 24 * 3_600_000, logLines: true, env: { PGBACKREST_LOG_LEVEL_CONSOLE: 'info' } });
+    await clearMarker();
+    log.info('replica restore done: postgres catches up from the archive, then streams', { ms: Date.now() - t0 });
+  }
+
+  return { state, wipe, initdb, bootstrapDone, basebackup, rewind, clearStalePid, pmStatus, restore, restoreStandby };
 }

@@ -72,6 +72,8 @@ export interface Postgres {
   /** `after` runs while the bootstrap marker is still set (standalone mode's init scripts) */
   bootstrapSql(after?: () => Promise<void>): Promise<void>;
   basebackup(from: Endpoint, onProgress?: (pct: number) => void): Promise<void>;
+  /** replication.bootstrapFrom: backup: the cluster's latest backup restored as a standby (pg/datadir.ts) */
+  restoreStandby(): Promise<void>;
   rewind(from: Endpoint): Promise<RewindOutcome>;
   writeConfig(dyn: DynamicConf): Promise<boolean>;
   setStandby(on: boolean): Promise<void>;
