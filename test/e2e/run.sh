@@ -13,7 +13,7 @@
 #        node port from the host; then a release with persistence disabled and one in Vault
 #        mode (credential files at the injector's paths); then backup → destroy → point-in-time
 #        restore on the lab's S3 server (test/e2e/backup.sh).
-# backup: only that last step (about 5 minutes): no default install, no chaos.
+# backup: only that last step (9–11 minutes on a loaded machine): no default install, no chaos.
 # A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
 # each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
 # once synchronous replication is on), and whether all members hold the same rows.
