@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end on the lab: the chart + the image on a real single-node Kubernetes (test/lab/lab.sh).
 #
-#   test/e2e/run.sh [full|smoke]        (npm run test:e2e -- smoke)
+#   test/e2e/run.sh [full|smoke|backup]        (npm run test:e2e -- smoke)
 #
 # smoke: install the packaged chart (helm package → .tgz) with defaults → 3 Ready, exactly one
 #        primary, helm test (its pod and table gone after), write through the rw Service / read
@@ -13,7 +13,9 @@
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
 #        an eviction the PDB must limit, the rw Service turned LoadBalancer and written through its
 #        node port from the host; then a release with persistence disabled and one in Vault
-#        mode (credential files at the injector's paths).
+#        mode (credential files at the injector's paths); then backup → destroy → point-in-time
+#        restore on the lab's S3 server (test/e2e/backup.sh).
+# backup: only that last step (9–11 minutes on a loaded machine): no default install, no chaos.
 # A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
 # each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
 # once synchronous replication is on), and whether all members hold the same rows.
@@ -23,7 +25,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 MODE=${1:-full}
-case $MODE in full|smoke) ;; *) echo "usage: $0 [full|smoke]" >&2; exit 2 ;; esac
+case $MODE in full|smoke|backup) ;; *) echo "usage: $0 [full|smoke|backup]" >&2; exit 2 ;; esac
 HELM=$ROOT/.tools/bin/helm KUBECTL=$ROOT/.tools/bin/kubectl
 TIMEOUT=${E2E_TIMEOUT:-300}
 NS=pga-e2e REL=e2e
@@ -154,7 +156,10 @@ start_writer() {
   fail "the writer could not write through the rw Service ($(tail -1 "$WRITES" 2>/dev/null))"
 }
 stop_writer() { [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null; WRITER_PID=""; true; }
-cleanup() { stop_writer; if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
+cleanup() {
+  stop_writer
+  if [ -n "${S3_DIR:-}" ] && [ "${KEEP:-0}" != 1 ]; then bash "$ROOT/test/lab/s3.sh" stop "$S3_DIR" || true; fi
+  if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault pga-e2e-backup; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
 trap cleanup EXIT
 
 # step NAME ACTION...: run a chaos action with the writer on, then the health check; record figures.
@@ -304,7 +309,10 @@ evictions_limited_by_pdb() {
 install() { # extra helm args...
   "$HELM" install "$REL" "$CHART_TGZ" -n "$NS" --create-namespace "${IMAGE_ARGS[@]}" "$@" >/dev/null
 }
-"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault --ignore-not-found --wait=true >/dev/null 2>&1 || true
+# shellcheck source=test/e2e/backup.sh
+. "$HERE/backup.sh"
+if [ "$MODE" = backup ]; then backup_restore_e2e; summary; [ "$FAILED" = 0 ]; exit; fi
+"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault pga-e2e-backup --ignore-not-found --wait=true >/dev/null 2>&1 || true
 log "helm install $REL (defaults) in $NS"
 t_install=$(date +%s)
 install
@@ -379,6 +387,8 @@ YAML
   printf 'vault mode\t%s\t-\t-\t-\t-\t%s\n' "$HEALTH_S" "$ROWS_EQUAL" >> "$FIGURES"
   unset APP_PASSWORD_FILE
   [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
+
+  backup_restore_e2e
 fi
 stop_writer
 summary

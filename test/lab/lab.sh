@@ -17,6 +17,7 @@
 # kubeconfig  prints the admin kubeconfig path (`export KUBECONFIG=$(test/lab/lab.sh kubeconfig)`).
 # images    imports newly built image archives (images/postgres/build.sh) into the lab's containerd.
 # build     only builds / installs what `up` needs.
+# s3 start|stop|secrets DIR ...  the lab's S3 server (SeaweedFS on the node's address): test/lab/s3.sh.
 #
 # State: ${PGA_LAB_DIR:-${PGA_CACHE:-~/.cache/pg-autopilot}/lab} (outside the clone). Runs as root.
 # Network rule: pods and Services never reach beyond this machine: the CNI bridge has no default
@@ -464,5 +465,6 @@ case ${1:-} in
   kubeconfig) [ -f "$KUBECONFIG_OUT" ] || die "no lab kubeconfig yet: run test/lab/lab.sh up"; echo "$KUBECONFIG_OUT" ;;
   images) alive containerd || die "the lab is not up"; import_images ;;
   build) debs; build; bash "$ROOT/images/postgres/build.sh" pause busybox ;;
-  *) echo "usage: $0 up | down [--wipe] | status | kubeconfig | images | build" >&2; exit 2 ;;
+  s3) shift; exec bash "$HERE/s3.sh" "$@" ;;
+  *) echo "usage: $0 up | down [--wipe] | status | kubeconfig | images | build | s3 start|stop|secrets DIR ..." >&2; exit 2 ;;
 esac
