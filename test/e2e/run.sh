@@ -10,8 +10,9 @@
 #        helm upgrade turning on synchronous replication + changing a parameter (rolling restart),
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
 #        an eviction the PDB must limit, the rw Service turned LoadBalancer and written through its
-#        node port from the host; then a release with persistence disabled and one in Vault
-#        mode (credential files at the injector's paths).
+#        node port from the host; then a release with persistence disabled, one in Vault
+#        mode (credential files at the injector's paths) and one under a random uid with group 0
+#        (test/e2e/random-uid.sh, OpenShift's restricted SCC).
 # A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
 # each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
 # once synchronous replication is on), and whether all members hold the same rows.
@@ -152,7 +153,7 @@ start_writer() {
   fail "the writer could not write through the rw Service ($(tail -1 "$WRITES" 2>/dev/null))"
 }
 stop_writer() { [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null && wait "$WRITER_PID" 2>/dev/null; WRITER_PID=""; true; }
-cleanup() { stop_writer; if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
+cleanup() { stop_writer; if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault pga-e2e-ruid; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
 trap cleanup EXIT
 
 # step NAME ACTION...: run a chaos action with the writer on, then the health check; record figures.
@@ -300,7 +301,7 @@ evictions_limited_by_pdb() {
 install() { # extra helm args...
   "$HELM" install "$REL" "$CHART_TGZ" -n "$NS" --create-namespace "${IMAGE_ARGS[@]}" "$@" >/dev/null
 }
-"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault --ignore-not-found --wait=true >/dev/null 2>&1 || true
+"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault pga-e2e-ruid --ignore-not-found --wait=true >/dev/null 2>&1 || true
 log "helm install $REL (defaults) in $NS"
 t_install=$(date +%s)
 install
@@ -372,6 +373,9 @@ YAML
   printf 'vault mode\t%s\t-\t-\t-\t-\t%s\n' "$HEALTH_S" "$ROWS_EQUAL" >> "$FIGURES"
   unset APP_PASSWORD_FILE
   [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
+
+  # A random uid with group 0, as OpenShift's restricted SCC runs the image (test/e2e/random-uid.sh).
+  . "$HERE/random-uid.sh"
 fi
 stop_writer
 summary
