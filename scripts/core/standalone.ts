@@ -143,7 +143,7 @@ export function standaloneSettings(
   try {
     firstStart = !(files.listDir(dataDir) ?? []).includes('PG_VERSION');
   } catch (e) {
-    problems.push(`PGDATA: cannot list ${JSON.stringify(dataDir)} (${(e as Error).message}). Fix: make it readable by the postgres user (uid 999 in the image)`);
+    problems.push(`PGDATA: cannot list ${JSON.stringify(dataDir)} (${(e as Error).message}). Fix: make it readable by the user the container runs as (uid 10001 in the image, or any uid with group 0 when the directory is group-0 writable)`);
   }
 
   // the superuser's password
@@ -224,7 +224,7 @@ export function standaloneSettings(
     try {
       names = files.listDir(initdbDir) ?? [];
     } catch (e) {
-      problems.push(`PGA_INITDB_DIR: cannot list ${JSON.stringify(initdbDir)} (${(e as Error).message}). Fix: make the mounted directory readable by the postgres user (uid 999)`);
+      problems.push(`PGA_INITDB_DIR: cannot list ${JSON.stringify(initdbDir)} (${(e as Error).message}). Fix: make the mounted directory readable by the user the container runs as (uid 10001 in the image)`);
     }
   }
   const { scripts, ignored } = classifyInitScripts(names);

@@ -12,9 +12,10 @@
 #        a user added, altered, its password rotated and dropped, none restarting a pod (live.sh),
 #        delete the primary pod, kill postgres in the primary, kill the entrypoint, scale 3→5→2→3,
 #        an eviction the PDB must limit, the rw Service turned LoadBalancer and written through its
-#        node port from the host; then a release with persistence disabled and one in Vault
-#        mode (credential files at the injector's paths); then backup → destroy → point-in-time
-#        restore on the lab's S3 server (test/e2e/backup.sh).
+#        node port from the host; then a release with persistence disabled, one in Vault
+#        mode (credential files at the injector's paths) and one under a random uid with group 0
+#        (test/e2e/random-uid.sh, OpenShift's restricted SCC); then backup → destroy →
+#        point-in-time restore on the lab's S3 server (test/e2e/backup.sh).
 # backup: only that last step (9–11 minutes on a loaded machine): no default install, no chaos.
 # A client writes every 50 ms through the rw Service during the chaos (test/e2e/writer.mjs). For
 # each step it prints: recovery time, write unavailability, acknowledged writes lost (must be 0
@@ -159,7 +160,7 @@ stop_writer() { [ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null && wait "
 cleanup() {
   stop_writer
   if [ -n "${S3_DIR:-}" ] && [ "${KEEP:-0}" != 1 ]; then bash "$ROOT/test/lab/s3.sh" stop "$S3_DIR" || true; fi
-  if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault pga-e2e-backup; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
+  if [ "${KEEP:-0}" != 1 ]; then for n in pga-e2e pga-e2e-eph pga-e2e-vault pga-e2e-ruid pga-e2e-backup; do "$KUBECTL" delete namespace "$n" --wait=false >/dev/null 2>&1 || true; done; fi; }
 trap cleanup EXIT
 
 # step NAME ACTION...: run a chaos action with the writer on, then the health check; record figures.
@@ -312,7 +313,7 @@ install() { # extra helm args...
 # shellcheck source=test/e2e/backup.sh
 . "$HERE/backup.sh"
 if [ "$MODE" = backup ]; then backup_restore_e2e; summary; [ "$FAILED" = 0 ]; exit; fi
-"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault pga-e2e-backup --ignore-not-found --wait=true >/dev/null 2>&1 || true
+"$KUBECTL" delete namespace "$NS" pga-e2e-eph pga-e2e-vault pga-e2e-ruid pga-e2e-backup --ignore-not-found --wait=true >/dev/null 2>&1 || true
 log "helm install $REL (defaults) in $NS"
 t_install=$(date +%s)
 install
@@ -388,6 +389,8 @@ YAML
   unset APP_PASSWORD_FILE
   [ "${KEEP:-0}" = 1 ] || "$HELM" uninstall "$REL" -n "$NS" >/dev/null
 
+  # A random uid with group 0, as OpenShift's restricted SCC runs the image (test/e2e/random-uid.sh).
+  . "$HERE/random-uid.sh"
   backup_restore_e2e
 fi
 stop_writer

@@ -363,7 +363,7 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: local-path-config, namespace: local-path-storage}
 data:
-  # 0777 directories: the members run as uid 999 and hostPath volumes ignore fsGroup.
+  # 0777 directories: the members run as uid 10001 (or a random uid) and hostPath volumes ignore fsGroup.
   setup: |-
     #!/bin/sh
     set -eu

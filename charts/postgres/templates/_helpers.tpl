@@ -491,7 +491,7 @@ anything else (pg_hba.conf, backup.json …) changes the pod template and restar
 {{/* postgres.configVolume: one projected volume at /etc/pg-autopilot holding the ConfigMap files,
 initdb.d/*.sql, secrets/<key> (unless Vault), the backup repositories' secrets and CA bundles
 (postgres.backupVolumeSources) and tls/* (tls.enabled). Mode 0440 with the pod's
-fsGroup 999: readable by postgres, and a root-owned key file PostgreSQL accepts. */}}
+fsGroup (10001 by default, or the one the platform assigns): readable by postgres, and a root-owned key file PostgreSQL accepts. */}}
 {{- define "postgres.configVolume" -}}
 - name: config
   projected:

@@ -37,7 +37,13 @@ export function createFiles(ctx: PgContext) {
       p = parent;
     }
     for (const d of missing) {
-      await fsp.mkdir(d, { mode });
+      await fsp.mkdir(d, { mode }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EACCES' && e.code !== 'EROFS') throw e;
+        const uid = process.getuid?.() ?? -1, gid = process.getgid?.() ?? -1;
+        throw new Error(`cannot create the directory ${d} (${e.code}: ${dirname(d)} is not writable by uid ${uid} gid ${gid}). ` +
+          `Fix: mount a writable volume at ${d} (or ${dirname(d)}), or make ${dirname(d)} writable by that uid or its group` +
+          (d.startsWith('/var/run/') || d.startsWith('/run/') ? '; containerd\'s ctr mounts a root-owned tmpfs on /run: mount one at /run/postgresql' : ''));
+      });
       await own(d);
     }
     if (missing.includes(path)) await fsp.chmod(path, mode);
