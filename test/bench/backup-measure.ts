@@ -68,12 +68,12 @@ export function tarRun(dataDir: string, outDir: string, filter: string): TarRun 
 
 export interface BackupRun { ms: number; label: string; dbBytes: number; repoBytes: number; type: string; stopLsn: string }
 
-/** A full pgBackRest backup with the member's configuration; `compress` overrides compress-type, `extra` adds options. */
-export function backupRun(c: Cluster, member: string, stanza: string, compress: 'gz' | 'zst', extra: string[] = []): BackupRun {
+/** A full pgBackRest backup with the member's configuration; `compress` overrides compress-type, `extra` adds backup options, `repo` another repository (for backup and info). */
+export function backupRun(c: Cluster, member: string, stanza: string, compress: 'gz' | 'zst', extra: string[] = [], repo: string[] = []): BackupRun {
   const t0 = performance.now();
-  asPg([...pgbr(c, member, stanza), '--type=full', `--compress-type=${compress}`, ...extra, 'backup']);
+  asPg([...pgbr(c, member, stanza), ...repo, '--type=full', `--compress-type=${compress}`, ...extra, 'backup']);
   const ms = performance.now() - t0;
-  const info = JSON.parse(asPg([...pgbr(c, member, stanza), '--output=json', 'info']))[0];
+  const info = JSON.parse(asPg([...pgbr(c, member, stanza), ...repo, '--output=json', 'info']))[0];
   const b = info.backup.at(-1);
   return { ms, label: b.label, dbBytes: b.info.size, repoBytes: b.info.repository.delta, type: b.type, stopLsn: b.lsn.stop };
 }
@@ -166,14 +166,15 @@ export function archivedSegments(c: Cluster, member: string, stanza: string, of:
   return got;
 }
 
-export interface Marker { i: number; at: number; segment: string; archivedAt: number | null }
+export interface Marker { i: number; at: number; segment: string; archivedAt: number | null; closedAt: number | null }
 
 /**
  * Archive lag under the load that is running: `count` rows committed `spacingMs` apart on the
  * primary, each with the name of the WAL segment its commit is in (pg_walfile_name of the write
  * position right after the commit); the repository's archive is listed every `pollMs` until every
  * segment is there. Lag of a row = first listing that showed its segment − its commit's
- * acknowledgement (resolution: pollMs + the time of one listing, printed with the figure).
+ * acknowledgement (resolution: pollMs + the time of one listing, printed with the figure). Each
+ * row also gets when its segment was closed (postgres writing a later one): lag = filling + pushing.
  */
 export async function archiveLag(c: Cluster, primary: string, stanza: string, count: number, spacingMs: number, pollMs: number, timeoutMs: number): Promise<{ markers: Marker[]; listMs: number[] }> {
   await sql(c, primary, 'create table if not exists bench_marker (i serial primary key, at timestamptz not null default clock_timestamp())');
@@ -187,7 +188,7 @@ export async function archiveLag(c: Cluster, primary: string, stanza: string, co
       await sql(c, primary, 'insert into bench_marker default values');
       const at = Date.now();
       const [{ seg }] = await sql(c, primary, 'select pg_walfile_name(pg_current_wal_lsn()) as seg');
-      markers.push({ i, at, segment: seg, archivedAt: null });
+      markers.push({ i, at, segment: seg, archivedAt: null, closedAt: null });
     }
   })().catch((e: Error) => { placeError = e; }).finally(() => { placing = false; });
   const deadline = Date.now() + timeoutMs;
@@ -195,10 +196,13 @@ export async function archiveLag(c: Cluster, primary: string, stanza: string, co
     if (placeError) throw new Error(`archive lag: committing a timed row on ${primary} failed: ${(placeError as Error).message}`);
     if (Date.now() > deadline) throw new Error(`archive lag: after ${timeoutMs / 1000} s the repository still lacks ${markers.filter((m) => m.archivedAt === null).map((m) => m.segment).join(', ')}`);
     const t0 = Date.now();
+    // the segment is closed once postgres writes to a later one (same timeline: names compare in order)
+    const [{ cur }] = await sql(c, primary, 'select pg_walfile_name(pg_current_wal_lsn()) as cur');
+    for (const m of markers) if (m.closedAt === null && cur > m.segment) m.closedAt = Date.now();
     const pending = markers.filter((m) => m.archivedAt === null).map((m) => m.segment);
     const got = pending.length ? archivedSegments(c, primary, stanza, pending) : new Set<string>();
     listMs.push(Date.now() - t0);
-    for (const m of markers) if (m.archivedAt === null && got.has(m.segment)) m.archivedAt = Date.now();
+    for (const m of markers) if (m.archivedAt === null && got.has(m.segment)) { m.archivedAt = Date.now(); m.closedAt ??= t0; }
     await sleep(pollMs);
   }
   await place;
