@@ -207,6 +207,7 @@ export async function runBackupBench(kube: Kube): Promise<{ md: string; json: un
   }
 
   const f = (x: number, d: number) => x.toFixed(d);
+  const esc = (x: string) => x.replace(/\|/g, '\\|'); // a pipe inside a markdown table cell
   const cell = (r: Row) => { const s = stats(r.xs); return [f(s.med, r.digits), s.n > 1 ? `${f(s.min, r.digits)}–${f(s.max, r.digits)}` : '—', String(s.n)]; };
   const med = (name: string) => stats(rows.find((r) => r.figure.startsWith(name))?.xs ?? [NaN]).med;
   const ratio = (a: string, b: string) => `${(med(a) / med(b)).toFixed(2)}×`;
@@ -217,7 +218,7 @@ export async function runBackupBench(kube: Kube): Promise<{ md: string; json: un
     '',
     '| figure | median | range | n | unit | note |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.figure} | ${cell(r).join(' | ')} | ${r.unit} | ${r.note} |`),
+    ...rows.map((r) => `| ${esc(r.figure)} | ${cell(r).join(' | ')} | ${r.unit} | ${esc(r.note)} |`),
     '',
     rows.length > 7 ? `Ratios of the medians: pgBackRest gz ÷ tar | gzip -6 = **${ratio('pgBackRest full backup, gz', 'tar | gzip')}**, pgBackRest zst ÷ tar | zstd -3 = **${ratio('pgBackRest full backup, zst', 'tar | zstd')}**, pgBackRest gz ÷ plain tar = ${ratio('pgBackRest full backup, gz', 'tar →')}.` : '',
     ...(problems.length ? ['', '## Problems', '', ...problems.map((x) => `- ${x}`)] : []),
