@@ -21,7 +21,8 @@
 // Environment: BENCH_SUBJECTS (comma list of ours,patroni-default,patroni-tuned, default those
 // three; also patroni-default-cm,patroni-tuned-cm: use_endpoints false, idle count only),
 // BENCH_SCENARIOS (comma list of idle,switchover,pgkill,freeze, default all; `idle` alone is the
-// quick memory/API-load run), BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
+// quick memory/API-load run; `backup` = the backup figures, ours only, backup-bench.ts — alone it
+// starts no subject), BENCH_IDLE_SECONDS (default 60), PGA_KEEP_TEST_DIRS=1 keeps logs.
 import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
@@ -30,6 +31,7 @@ import pg from 'pg';
 import { startKube, type Kube } from '../integration/kube-harness.js';
 import { Cluster, Writer } from '../integration/cluster-harness.js';
 import { PatroniCluster, type PatroniTimings } from './patroni-harness.js';
+import { runBackupBench } from './backup-bench.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
@@ -373,8 +375,10 @@ async function main() {
   const idleSeconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
   const wanted = (process.env.BENCH_SUBJECTS ?? 'ours,patroni-default,patroni-tuned').split(',').map((x) => x.trim());
   const scenarios = (process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((x) => x.trim());
-  for (const sc of scenarios) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${sc} (known: ${ALL_SCENARIOS.join(', ')})`);
-  if (!scenarios.includes('idle')) throw new Error('BENCH_SCENARIOS must include idle (every run measures it first)');
+  for (const sc of scenarios) if (!ALL_SCENARIOS.includes(sc) && sc !== 'backup') throw new Error(`BENCH_SCENARIOS: unknown scenario ${sc} (known: ${ALL_SCENARIOS.join(', ')}, backup)`);
+  const backupOnly = scenarios.every((sc) => sc === 'backup');
+  if (!backupOnly && !scenarios.includes('idle')) throw new Error('BENCH_SCENARIOS must include idle when it names a failover scenario (every subject run measures idle first); BENCH_SCENARIOS=backup alone runs the backup figures only');
+  if (backupOnly) return backupMain();
   const DEFAULT: PatroniTimings = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
   const TUNED: PatroniTimings = { ttl: 10, loop_wait: 2, retry_timeout: 4 };
   const titles: Record<string, string> = {
@@ -390,6 +394,7 @@ async function main() {
   const patroniMissing = PatroniCluster.available();
   const kube = await startKube({ audit: true });
   let current: Subject | null = null;
+  let backup: Awaited<ReturnType<typeof runBackupBench>> | null = null;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       log(`${sig}: stopping the cluster and the API server`);
@@ -415,6 +420,7 @@ async function main() {
         await s?.stop().catch((e) => log(`stop: ${(e as Error).message}`));
       }
     }
+    if (scenarios.includes('backup')) { backup = await runBackupBench(kube); problems.push(...backup.problems); }
   } finally {
     await kube.stop();
   }
@@ -444,13 +450,26 @@ async function main() {
     '',
     ...cols.flatMap((id) => [`### ${titles[id]}`, '', ...Object.entries(results[id]!).map(([k, f]) => `- **${k}**: ${fmt(f)}${f.unit === 'ms' ? '' : ` ${f.unit}`} — ${f.note}`), '']),
     ...(problems.length ? ['## Problems', '', ...problems.map((p) => `- ${p.split('\n').slice(0, 3).join(' / ')}`), ''] : []),
-  ].join('\n');
+  ].join('\n') + (backup ? `\n${backup.md}` : '');
   void pcols;
   mkdirSync(join(process.cwd(), 'test-results'), { recursive: true });
   writeFileSync(join(process.cwd(), 'test-results', 'bench.md'), md);
   writeFileSync(join(process.cwd(), 'test-results', 'bench.json'), JSON.stringify({ results, problems }, null, 2) + '\n');
   console.log('\n' + md);
   if (problems.length) process.exitCode = 1;
+}
+
+/** BENCH_SCENARIOS=backup: the backup figures alone (ours only), own API server, own files. */
+async function backupMain() {
+  const kube = await startKube();
+  log(`kube-apiserver ${kube.server}`);
+  let r: Awaited<ReturnType<typeof runBackupBench>>;
+  try { r = await runBackupBench(kube); } finally { await kube.stop(); }
+  mkdirSync(join(process.cwd(), 'test-results'), { recursive: true });
+  writeFileSync(join(process.cwd(), 'test-results', 'bench-backup.md'), r.md);
+  writeFileSync(join(process.cwd(), 'test-results', 'bench-backup.json'), JSON.stringify(r.json, null, 2) + '\n');
+  console.log('\n' + r.md);
+  if (r.problems.length) process.exitCode = 1;
 }
 
 await main();
