@@ -123,6 +123,8 @@ export function decideCitus(o: CitusObservation): CitusDecision {
     return { action: { type: 'set_coordinator', ...o.self }, reason: `group 0 points at ${at(coord[0]!)}, a former coordinator: moving it to ${at(o.self)}`, waiting };
   }
 
+  if (coord.length > 1) waiting.push(`group 0 (the coordinator) has ${coord.length} primary rows in pg_dist_node (${coord.map(at).join(', ')}); fix by hand, the autopilot does not guess which is right`);
+
   const ids = new Set<number>();
   type Step = { action: CitusAction; reason: string };
   const repairs: Step[] = [];
