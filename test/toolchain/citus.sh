@@ -34,12 +34,12 @@ citus_pg_major() { ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sed 's
 
 citus_build() { # $1 = major, $2 = output dir (the cache entry)
   local major=$1 out=$2 work=$2.tmp
-  local CITUS_ARCHIVE; CITUS_ARCHIVE=$(citus_archive)
+  local archive; archive=$(citus_archive)
   local srv; srv=$(dpkg-query -W -f='${Version}' "postgresql-$major")
   local pq; pq=$(dpkg-query -W -f='${Version}' libpq5)
-  [ -f "$CITUS_ARCHIVE" ] || { log "Citus archive not found at $CITUS_ARCHIVE: set CITUS_ARCHIVE to the vendored citus-$CITUS_VERSION.tar.gz"; return 1; }
-  local got; got=$(sha256sum "$CITUS_ARCHIVE" | cut -d' ' -f1)
-  [ "$got" = "$CITUS_SHA256" ] || { log "$CITUS_ARCHIVE: sha256 $got, expected $CITUS_SHA256; refusing to build (re-copy the vendored archive)"; return 1; }
+  [ -f "$archive" ] || { log "Citus archive not found at $archive: set CITUS_ARCHIVE to the vendored citus-$CITUS_VERSION.tar.gz"; return 1; }
+  local got; got=$(sha256sum "$archive" | cut -d' ' -f1)
+  [ "$got" = "$CITUS_SHA256" ] || { log "$archive: sha256 $got, expected $CITUS_SHA256; refusing to build (re-copy the vendored archive)"; return 1; }
   rm -rf "$work"; mkdir -p "$work/debs" "$work/root"
   local debs=("postgresql-server-dev-$major=$srv" "libpq-dev=$pq" liblz4-dev libzstd-dev libkrb5-dev krb5-multidev libssl-dev)
   log "fetching build headers from Debian's archive: ${debs[*]}"
@@ -55,7 +55,7 @@ citus_build() { # $1 = major, $2 = output dir (the cache entry)
   ln -sfn "/usr/lib/postgresql/$major/lib/pgxs" "$usr/lib/pgxs"
   # The -dev packages' libfoo.so links point at runtime libraries that live in the host, not here.
   local l; for l in "$libdir"/*.so; do [ -L "$l" ] && [ ! -e "$l" ] && ln -sfn "/usr/lib/x86_64-linux-gnu/$(readlink "$l")" "$l"; done
-  tar -xzf "$CITUS_ARCHIVE" -C "$work"
+  tar -xzf "$archive" -C "$work"
   local src=$work/citus-$CITUS_VERSION pgc=$usr/bin/pg_config
   log "building Citus $CITUS_VERSION against PostgreSQL $srv (about 4-6 minutes cold on 2 cores)"
   local t0; t0=$(date +%s)
