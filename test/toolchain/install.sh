@@ -2,7 +2,7 @@
 # Installs the project's toolchain, pinned and idempotent. Everything is built from source through
 # the Go module proxy or taken from Debian's archive / the npm registry; nothing else is downloaded.
 #
-#   test/toolchain/install.sh [component...]     components: debs helm unittest kubeconform schemas kube seaweedfs all
+#   test/toolchain/install.sh [component...]     components: debs helm unittest kubeconform schemas kube seaweedfs citus all
 #
 # Cache: ${PGA_CACHE:-~/.cache/pg-autopilot}/<tool>-<version>/ (outside the clone, reused by fresh
 # clones and CI). Links to the binaries are placed in <repo>/.tools/bin (git-ignored).
@@ -131,11 +131,13 @@ seaweedfs() {
   link "$d/weed" weed
 }
 
+. "$HERE/citus.sh"
+
 [ $# -eq 0 ] && set -- debs helm unittest kubeconform schemas kube
 for c in "$@"; do
   case $c in
     debs) debs ;; helm) helm_ ;; unittest) unittest ;; kubeconform) kubeconform ;; schemas) schemas ;;
-    kube) kube ;; seaweedfs) seaweedfs ;; all) debs; helm_; unittest; kubeconform; schemas; seaweedfs; KUBE_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl" kube ;;
-    *) echo "unknown component: $c (expected debs helm unittest kubeconform schemas kube seaweedfs all)" >&2; exit 2 ;;
+    kube) kube ;; seaweedfs) seaweedfs ;; citus) citus ;; all) debs; helm_; unittest; kubeconform; schemas; seaweedfs; KUBE_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl" kube ;;
+    *) echo "unknown component: $c (expected debs helm unittest kubeconform schemas kube seaweedfs citus all)" >&2; exit 2 ;;
   esac
 done
