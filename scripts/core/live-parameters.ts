@@ -51,3 +51,11 @@ export function refusedSettings(fileErrors: { name: string | null; error: string
 export function parametersDigest(params: Record<string, string>): string {
   return fnv1a(JSON.stringify(Object.keys(params).sort().map((k) => [k, params[k]])));
 }
+
+/** The parameters pending a restart that call for one. Not the recovery targets (recovery_target*)
+ *  the autopilot writes for a restore and removes once the restored member promotes: postgres reads
+ *  them only when recovery starts, so a running primary flags them "pending a restart" for nothing
+ *  (restarting would hand the cluster over right after its restore). */
+export function restartNeeded(pending: string[]): string[] {
+  return pending.filter((n) => !n.toLowerCase().startsWith('recovery_target'));
+}

@@ -7,7 +7,7 @@
 // postmaster): published (status pendingRestart, pga_pending_restart), and the primary rolls them
 // (core/restart.ts). A value postgres itself refuses (pg_file_settings) would make its next start
 // fail: the previous parameters are written back at once.
-import { changedParameters, readLiveParameters, refusedSettings, NOT_APPLIED } from '../core/live-parameters.js';
+import { changedParameters, readLiveParameters, refusedSettings, restartNeeded, NOT_APPLIED } from '../core/live-parameters.js';
 import { nodeFileReader } from './files.js';
 import { errMsg, type State } from './state.js';
 
@@ -99,7 +99,7 @@ async function confirmReload(st: State, path: string): Promise<void> {
     refuse(st, refused.map((f) => `${path}: postgres refuses ${f.name || 'the configuration'}: ${f.error === NOT_APPLIED ? 'an invalid value' : f.error} (its log says why). Fix: correct postgresql.parameters${f.name ? `.${f.name}` : ''}`));
     return;
   }
-  st.params.pending = state.pendingRestart.map((p) => p.name);
+  st.params.pending = restartNeeded(state.pendingRestart.map((p) => p.name));
   st.params.pendingPid = pg.pid();
   st.params.bounds = state.bounds;
   const pending = new Set(st.params.pending);
@@ -118,7 +118,7 @@ async function refreshPending(st: State): Promise<void> {
   try {
     const s = await st.pg.settingsState();
     const was = st.params.pending;
-    st.params.pending = s.pendingRestart.map((p) => p.name);
+    st.params.pending = restartNeeded(s.pendingRestart.map((p) => p.name));
     st.params.pendingPid = pid;
     st.params.bounds = s.bounds;
     if (was.join() !== st.params.pending.join()) st.log.info('parameters pending a restart', { pendingRestart: st.params.pending });

@@ -2,7 +2,7 @@
 // start, a refusal names why, `-c` values stay on top, and the change is named parameter by parameter.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changedParameters, readLiveParameters, refusedSettings, NOT_APPLIED } from '../../scripts/core/live-parameters.js';
+import { changedParameters, readLiveParameters, refusedSettings, restartNeeded, NOT_APPLIED } from '../../scripts/core/live-parameters.js';
 
 const P = '/etc/pg-autopilot/parameters.json';
 interface Row { name: string; text: string | null; backupOn?: boolean; overrides?: Record<string, string>; params?: Record<string, string>; problem?: RegExp }
@@ -48,4 +48,9 @@ test('live parameters: after a reload, what postgres refused is told from what w
     { name: 'an unnamed error of another kind refuses', errors: [{ name: null, error: 'syntax error' }], pending: [], changed: ['work_mem'], refused: [null] },
   ];
   for (const r of rows) assert.deepEqual(refusedSettings(r.errors, r.pending, r.changed).map((f) => f.name), r.refused, r.name);
+});
+
+test('restartNeeded: recovery targets left from a restore never call for a restart; everything else does', () => {
+  assert.deepEqual(restartNeeded(['recovery_target_action', 'recovery_target_time', 'shared_buffers', 'Recovery_Target_LSN', 'max_connections']), ['shared_buffers', 'max_connections']);
+  assert.deepEqual(restartNeeded([]), []);
 });
