@@ -7,7 +7,7 @@
 // postmaster): published (status pendingRestart, pga_pending_restart), and the primary rolls them
 // (core/restart.ts). A value postgres itself refuses (pg_file_settings) would make its next start
 // fail: the previous parameters are written back at once.
-import { changedParameters, readLiveParameters, refusedSettings, restartNeeded, NOT_APPLIED } from '../core/live-parameters.js';
+import { changedParameters, parametersDigest, readLiveParameters, refusedSettings, restartNeeded, NOT_APPLIED } from '../core/live-parameters.js';
 import { nodeFileReader } from './files.js';
 import { errMsg, type State } from './state.js';
 
@@ -123,4 +123,14 @@ async function refreshPending(st: State): Promise<void> {
     st.params.bounds = s.bounds;
     if (was.join() !== st.params.pending.join()) st.log.info('parameters pending a restart', { pendingRestart: st.params.pending });
   } catch { /* not accepting yet: the next tick */ }
+}
+
+/**
+ * The digest of the parameters this member runs on, as its status and the core see it: while a
+ * reload's outcome is not read yet, still the previous parameters' — what is pending a restart is
+ * known only then, and a primary that saw the new digest with nothing pending would take every
+ * replica for restarted and hand over before they are.
+ */
+export function appliedParametersDigest(st: State): string {
+  return parametersDigest(st.params.reloading ? st.params.reloading.previous : st.cfg.parameters);
 }

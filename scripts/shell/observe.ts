@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type { ControlRole, DataDirState, InitView, LeaseView, MemberView, Observation, PgView } from '../core/types.js';
 import { parseLease, parseMemberStatus, LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
 import { parseLsn } from '../core/lsn.js';
-import { parametersDigest } from '../core/live-parameters.js';
+import { appliedParametersDigest } from './live-parameters.js';
 import type { Pod } from './kube.js';
 import type { PgStatus } from './postgres.js';
 import { readControlData } from './controldata.js';
@@ -165,7 +165,7 @@ export async function observe(st: State): Promise<Observation> {
     backup: await backupView(st),
     pendingRestart: st.params.pending,
     ...(st.params.bounds ? { runningBounds: st.params.bounds.running, nextBounds: st.params.bounds.next } : {}),
-    parametersDigest: parametersDigest(st.cfg.parameters),
+    parametersDigest: appliedParametersDigest(st),
     restartRequestedBy: consumeRestartRequest(st),
     replicaSource: await replicaSource(st, !running && (dataDir === 'empty' || dataDir === 'missing')),
   };

@@ -4,7 +4,7 @@
 import { backupRecordOf } from './backup-jobs.js';
 import type { Role } from '../core/types.js';
 import { parseLsn, formatLsn } from '../core/lsn.js';
-import { parametersDigest } from '../core/live-parameters.js';
+import { appliedParametersDigest } from './live-parameters.js';
 import { mayStayWritable } from '../core/safety.js';
 import { LEASE_ANNOTATIONS as A, type MemberStatus } from '../core/wire.js';
 import { leaseView, membersFromPods } from './observe.js';
@@ -55,7 +55,7 @@ export function myStatus(st: State): MemberStatus {
     systemId: s?.systemIdentifier ?? null,
     pendingRestart: st.params.pending.length > 0,
     ...(st.params.bounds ? { nextBounds: st.params.bounds.next } : {}),
-    parametersDigest: parametersDigest(st.cfg.parameters),
+    parametersDigest: appliedParametersDigest(st),
     updatedAt: new Date().toISOString(),
   };
 }
