@@ -9,12 +9,13 @@
 # name=uid/restartCount of every member pod: equal before and after = no pod restarted
 pods_fingerprint() { k get pods -l "$(sel)" -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid}/{.status.containerStatuses[?(@.name=="postgres")].restartCount}{" "}{end}'; }
 # name=epoch seconds its postgres started, every member
-start_times() { local p; for p in $(pods_with); do printf '%s=%s ' "$p" "$(member_sql "$p" "SELECT extract(epoch FROM pg_postmaster_start_time())::numeric(20,3)")"; done; }
+start_times() { local p; for p in $(pods_with); do printf '%s=%s ' "$p" "$(member_sql "$p" "SELECT extract(epoch FROM pg_postmaster_start_time())::numeric(20,3)" || true)"; done; }
 # SETTING VALUE SECONDS: every member shows VALUE, or fail
 wait_setting_everywhere() {
   local p v n=0 t0; t0=$(date +%s)
   while :; do
-    n=0; for p in $(pods_with); do v=$(member_sql "$p" "SHOW $1"); [ "$v" = "$2" ] && n=$((n + 1)); done
+    # a member restarting its postgres refuses connections for a moment (psql exits 2): not yet
+    n=0; for p in $(pods_with); do v=$(member_sql "$p" "SHOW $1" || true); [ "$v" = "$2" ] && n=$((n + 1)); done
     [ "$n" = "$(pods_with | wc -l)" ] && { log "  $1 = $2 on every member after $(( $(date +%s) - t0 ))s"; return 0; }
     [ $(( $(date +%s) - t0 )) -ge "$3" ] && fail "$1: $n of $(pods_with | wc -l) members show $2 after $3 s"
     sleep 2
@@ -38,7 +39,7 @@ live_reload() {
 
 live_roll() {
   local pods0 before f0 mc; pods0=$(pods_fingerprint); before=$(primary); f0=$(lease_failovers)
-  mc=$(member_sql "$before" "SHOW max_connections"); mc=$((mc + 20))
+  mc=$(member_sql "$before" "SHOW max_connections") || fail "SHOW max_connections on $before: $mc"; mc=$((mc + 20))
   log "  helm upgrade: postgresql.parameters.max_connections=$mc (restart required; primary before: $before)"
   local from; from=$(date +%s)
   upgrade --set "postgresql.parameters.max_connections=$mc"
