@@ -68,7 +68,7 @@ const groupArb = (groupId: number) => fc.record({
 const nodeArb = fc.record({ nodeId: fc.integer({ min: 1, max: 50 }), groupId: fc.integer({ min: 0, max: 4 }), host, port: fc.constant(5432), role: fc.constantFrom('primary', 'secondary'), isActive: fc.boolean() }) as fc.Arbitrary<DistNode>;
 const obsArb = fc.record({
   leaseMs: fc.constant(LEASE), coordinatorPrimary: fc.boolean(), self: fc.constant(self),
-  extension: fc.constantFrom(true, true, true, false, null), nodes: fc.option(fc.array(nodeArb, { maxLength: 5 }), { nil: null, freq: 8 }),
+  extension: fc.constantFrom(true, true, true, false, null), nodes: fc.option(fc.uniqueArray(nodeArb, { maxLength: 5, selector: (n) => n.nodeId }), { nil: null, freq: 8 }), // nodeid is pg_dist_node's primary key
   workers: fc.integer({ min: 0, max: 3 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => groupArb(i + 1)))),
 }) as fc.Arbitrary<CitusObservation>;
 
