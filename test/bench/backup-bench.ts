@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Cluster, sleep } from '../integration/cluster-harness.js';
 import type { Kube } from '../integration/kube-harness.js';
-import { startS3, haveWeed, WEED } from '../integration/s3-harness.js';
+import { startS3, haveWeed, backupFiles, WEED } from '../integration/s3-harness.js';
 import { sql, asPg, archiveLag, archivedSegments, backupRun, drop, pgbenchArgs, pgbr, PGENV, restoreFiles, restoreToTime, scratch, startLoad, tarRun, type Marker } from './backup-measure.js';
 
 const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
@@ -52,11 +52,7 @@ export async function runBackupBench(kube: Kube): Promise<{ md: string; json: un
   const s3 = await startS3();
   await s3.createBucket('backups');
   const stanza = `bench${Date.now() % 100000}`;
-  const files = {
-    'backup.json': JSON.stringify({ stanza, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${stanza}`, uriStyle: 'path', verifyTls: true, caFile: s3.caFile }, schedule: {}, retention: { full: 99 } }),
-    'backup/s3-key': s3.key,
-    'backup/s3-key-secret': s3.secret,
-  };
+  const files = backupFiles(s3, stanza, { retention: { full: 99 } });
   let c: Cluster | null = null;
   const out = scratch('pga-bench-tar-');
   let context = '';

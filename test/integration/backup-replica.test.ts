@@ -9,7 +9,7 @@ import { mkdtempSync, chmodSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, TOKEN } from './cluster-harness.js';
-import { startS3, haveWeed, type S3 } from './s3-harness.js';
+import { startS3, haveWeed, backupFiles as repoFiles, type S3 } from './s3-harness.js';
 import { scenarioFile } from './scenario.js';
 
 const { kube, fig } = scenarioFile('backup-replica-figures.json');
@@ -32,13 +32,7 @@ after(async () => {
   if (scratch && !process.env.PGA_KEEP_TEST_DIRS) rmSync(scratch, { recursive: true, force: true });
 });
 
-function backupFiles(stanza: string): Record<string, string> {
-  return {
-    'backup.json': JSON.stringify({ stanza, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${stanza}`, uriStyle: 'path', verifyTls: true, caFile: s3.caFile }, schedule: {}, retention: { full: 2 }, options: { 'archive-timeout': 60 } }),
-    'backup/s3-key': s3.key,
-    'backup/s3-key-secret': s3.secret,
-  };
-}
+const backupFiles = (stanza: string) => repoFiles(s3, stanza, { options: { 'archive-timeout': 60 } });
 
 async function fullBackup(c: Cluster, p: string): Promise<number> {
   const t0 = Date.now();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, sleep, TOKEN } from './cluster-harness.js';
 import { freePort } from './kube-harness.js';
-import { startS3, haveWeed, type S3 } from './s3-harness.js';
+import { startS3, haveWeed, backupFiles as repoFiles, type S3 } from './s3-harness.js';
 import { scenarioFile, asPostgres, isRoot } from './scenario.js';
 
 const { kube, fig } = scenarioFile('backup-figures.json');
@@ -22,13 +22,7 @@ const PGBIN = '/usr/lib/postgresql/15/bin';
 before(async () => { if (skip) return; s3 = await startS3(); await s3.createBucket('backups'); });
 after(async () => { await s3?.stop(); });
 
-function backupFiles(stanza: string, extra: Record<string, unknown> = {}): Record<string, string> {
-  return {
-    'backup.json': JSON.stringify({ stanza, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${stanza}`, uriStyle: 'path', verifyTls: true, caFile: s3.caFile }, schedule: {}, retention: { full: 2 }, ...extra }),
-    'backup/s3-key': s3.key,
-    'backup/s3-key-secret': s3.secret,
-  };
-}
+const backupFiles = (stanza: string, extra: Record<string, unknown> = {}) => repoFiles(s3, stanza, extra);
 
 async function api(c: Cluster, name: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const r = await fetch(`http://127.0.0.1:${c.member(name).apiPort}${path}`, { method, headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });

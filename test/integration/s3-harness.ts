@@ -32,6 +32,19 @@ export interface S3 {
   createBucket(name: string): Promise<void>;
 }
 
+/**
+ * A member's backup configuration against this server, as the chart renders it: backup.json
+ * (bucket "backups", path /<stanza>, TLS with the server's CA) and the access key files. `extra`
+ * overrides or adds backup.json keys (retention, options, ...).
+ */
+export function backupFiles(s3: S3, stanza: string, extra: Record<string, unknown> = {}): Record<string, string> {
+  return {
+    'backup.json': JSON.stringify({ stanza, s3: { endpoint: s3.endpoint, bucket: 'backups', region: 'us-east-1', path: `/${stanza}`, uriStyle: 'path', verifyTls: true, caFile: s3.caFile }, schedule: {}, retention: { full: 2 }, ...extra }),
+    'backup/s3-key': s3.key,
+    'backup/s3-key-secret': s3.secret,
+  };
+}
+
 function sleep(ms: number) { return new Promise((r) => setTimeout(r, ms)); }
 
 export async function startS3(): Promise<S3> {
