@@ -79,7 +79,11 @@ export async function runBackupBench(kube: Kube): Promise<{ md: string; json: un
     const labels = { gz: '', zst: '' };
     let lastStop = '0/0';
     const posixDir = scratch('pga-bench-repo-');
-    const posix = ['--repo1-type=posix', `--repo1-path=${posixDir}`];
+    // Its own lock path: pgBackRest's locks are per stanza, not per repository, so stanza-create for
+    // this second repository waited on the member's asynchronous archive-push of the S3 one (the
+    // 1 GB run failed on "unable to acquire lock … archive.lock" while pgbench -i's WAL drained).
+    const posixLock = scratch('pga-bench-lock-');
+    const posix = ['--repo1-type=posix', `--repo1-path=${posixDir}`, `--lock-path=${posixLock}`];
     const posixMBs: number[] = [];
     asPg([...pgbr(cl, p, stanza), ...posix, 'stanza-create'], 120_000);
     const steps: [string, () => void][] = [
@@ -107,7 +111,7 @@ export async function runBackupBench(kube: Kube): Promise<{ md: string; json: un
         log(`run ${r + 1}/${runs}: ${name} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       }
     }
-    drop(posixDir);
+    drop(posixDir); drop(posixLock);
     const gz = gzMs.map((ms) => sizes.tar / MB / (ms / 1000)), zst = zstMs.map((ms) => sizes.tar / MB / (ms / 1000));
     const pct = (a: number) => `${((a / sizes.tar) * 100).toFixed(0)} %`;
     row(`data directory (pgbench scale ${scale}, pg_wal excluded)`, 'MB', [sizes.tar / MB], `pgBackRest counts ${(sizes.db / MB).toFixed(0)} MB; pgbench -i took ${initS.toFixed(0)} s`, 0);
