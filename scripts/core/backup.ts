@@ -26,6 +26,10 @@ export interface RenderedPgBackRest {
 const line = (k: string, v: string | number) => `${k}=${v}`;
 /** Seconds archive-push waits for the asynchronous pusher (pgBackRest's default: 60); `backup.options` may override it. */
 export const ARCHIVE_TIMEOUT_S = 10;
+/** Seconds a backup waits for its last WAL segment to reach the repository (pgBackRest's default: 60):
+ *  behind an archive backlog (a bulk load, a slow store) that segment comes after every queued one;
+ *  the 1 GB bench's backup failed after 10 s with the archive 100 s behind. */
+export const BACKUP_ARCHIVE_TIMEOUT_S = 600;
 
 export function renderPgBackRest(b: BackupConfig, p: MemberPaths): RenderedPgBackRest {
   const r = b.repo;
@@ -44,11 +48,6 @@ export function renderPgBackRest(b: BackupConfig, p: MemberPaths): RenderedPgBac
     ...(b.retention.fullDays !== null ? [line('repo1-retention-full-type', 'time'), line('repo1-retention-full', b.retention.fullDays)] : []),
     ...(b.cipherPass !== null ? [line('repo1-cipher-type', 'aes-256-cbc')] : []),
     line('archive-async', 'y'),
-    // archive-push waits this long for the asynchronous pusher before it reports a failure to
-    // postgres (pg_stat_archiver, our alert): pgBackRest's 60 s default made a store that is down
-    // or refuses our credentials visible only after a minute. The pusher keeps working meanwhile,
-    // so a slow store costs nothing: postgres' retry finds the segment pushed.
-    ...('archive-timeout' in b.options ? [] : [line('archive-timeout', ARCHIVE_TIMEOUT_S)]),
     line('spool-path', p.spoolDir),
     line('lock-path', p.lockDir),
     line('log-level-console', 'warn'),
@@ -70,7 +69,16 @@ export function renderPgBackRest(b: BackupConfig, p: MemberPaths): RenderedPgBac
     line('repo1-s3-key-secret', r.keySecret),
     ...(b.cipherPass !== null ? [line('repo1-cipher-pass', b.cipherPass)] : []),
   ];
-  return { conf: [...global, '', ...stanza, ''].join('\n'), secrets: secrets.join('\n') + '\n' };
+  // Per command (a `backup.options` archive-timeout, in [global], replaces both): archive-push waits
+  // this long for the asynchronous pusher before it reports a failure to postgres (pg_stat_archiver,
+  // our alert): pgBackRest's 60 s default made a store that is down or refuses our credentials
+  // visible only after a minute. The pusher keeps working meanwhile, so a slow store costs nothing:
+  // postgres' retry finds the segment pushed. A backup, though, must wait for its last segment.
+  const perCommand = 'archive-timeout' in b.options ? [] : [
+    '[global:archive-push]', line('archive-timeout', ARCHIVE_TIMEOUT_S), '',
+    '[global:backup]', line('archive-timeout', BACKUP_ARCHIVE_TIMEOUT_S), '',
+  ];
+  return { conf: [...global, '', ...perCommand, ...stanza, ''].join('\n'), secrets: secrets.join('\n') + '\n' };
 }
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -74,7 +74,9 @@ test('pgbackrest.conf holds no secret; the secrets file does; archive_command na
   assert.match(r.conf, /^\[pg\]\npg1-path=\/d$/m);
   assert.match(r.secrets, /^repo1-s3-key=AK$/m);
   assert.match(r.secrets, /^repo1-cipher-pass=pass$/m);
-  assert.equal(r.conf.match(/^archive-timeout=.*$/gm)?.join(), 'archive-timeout=10', 'a failing archive is reported after 10 s, not 60');
+  assert.match(r.conf, /^\[global:archive-push\]\narchive-timeout=10$/m, 'a failing archive is reported after 10 s, not 60');
+  assert.match(r.conf, /^\[global:backup\]\narchive-timeout=600$/m, 'a backup waits for its last segment behind an archive backlog');
+  assert.equal(r.conf.match(/^archive-timeout=.*$/gm)?.length, 2, 'in no other section');
   const own = renderPgBackRest({ ...b, options: { 'archive-timeout': '45' } }, { dataDir: '/d', pgPort: 5432, runDir: '/run/pg', spoolDir: '/s', lockDir: '/l', superuser: 'postgres' });
   assert.equal(own.conf.match(/^archive-timeout=.*$/gm)?.join(), 'archive-timeout=45', 'backup.options overrides it, once');
   const a = archiveParameters('/etc/pgbr.conf', '/run/pgbr', 'pg');
