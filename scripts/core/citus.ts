@@ -35,6 +35,8 @@ export interface CitusLeaseView {
   durationMs: number | null;
   /** validation problems (wire.ts parseLease): non-empty means "do not act on it" */
   problems: string[];
+  /** a switchover was asked for on this Lease (the member it goes to, or '*'); absent = none */
+  switchoverTo?: string | null;
 }
 
 export interface CitusGroupView {
@@ -46,6 +48,8 @@ export interface CitusGroupView {
   lease: CitusLeaseView | null | undefined;
   /** where the Lease holder's postgres listens (from its pod); null = unknown */
   holderAddress: CitusAddress | null;
+  /** the holder says (on its pod) it is a writable primary; absent = not known */
+  holderPrimary?: boolean;
 }
 
 /** A row of pg_dist_node, as read on the coordinator. */
@@ -157,4 +161,63 @@ export function decideCitus(o: CitusObservation): CitusDecision {
   if (next) return { ...next, waiting };
   const w = waiting.length > 0 ? `; ${waiting.length} group(s) waiting` : '';
   return none(`pg_dist_node matches every worker group's Lease${w}`, waiting);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planned switchover of a worker group: the coordinator holds that group's distributed queries
+// (citus_pause_node_within_txn in a transaction of its own: Citus' own fencing lock on the group's
+// shards) from the moment it sees the switchover asked for on the group's Lease until the new
+// holder says it is a writable primary; then it re-points the row in the same transaction and
+// commits, and the waiting queries run on the new primary. Clients wait instead of failing.
+
+export interface Hold {
+  groupId: number;
+  nodeId: number;
+  /** where the row pointed when the hold began */
+  from: CitusAddress;
+  /** by our clock */
+  forMs: number;
+}
+
+export interface HoldObservation {
+  leaseMs: number;
+  coordinatorPrimary: boolean;
+  nodes: DistNode[] | null;
+  workers: CitusGroupView[];
+  holding: Hold | null;
+  /** the longest a hold may last (citus.json switchoverHoldMs) */
+  maxHoldMs: number;
+  /** groups whose last hold ended without a move while their switchover is still asked for: not held again */
+  spent: number[];
+}
+
+export type HoldDecision =
+  | { type: 'none'; reason: string }
+  | { type: 'hold'; groupId: number; nodeId: number; from: CitusAddress; reason: string }
+  | { type: 'keep'; reason: string }
+  /** end the hold; with `to`, re-point the row first (same transaction) */
+  | { type: 'release'; to: CitusAddress | null; reason: string };
+
+export function decideHold(o: HoldObservation): HoldDecision {
+  const h = o.holding;
+  if (h) {
+    const g = o.workers.find((x) => x.groupId === h.groupId);
+    const name = g ? `group ${h.groupId} (${g.name})` : `group ${h.groupId}`;
+    if (!o.coordinatorPrimary) return { type: 'release', to: null, reason: `${name}: not the coordinator primary any more: releasing its queries` };
+    const blocked = g ? groupBlocked(g, o.leaseMs) : `${name} is not configured any more`;
+    if (g && !blocked && at(g.holderAddress!) !== at(h.from) && g.holderPrimary === true) {
+      return { type: 'release', to: g.holderAddress, reason: `${name}: its new primary ${g.lease!.holder} at ${at(g.holderAddress!)} is writable: re-pointing node ${h.nodeId} and releasing its queries after ${h.forMs} ms` };
+    }
+    if (h.forMs >= o.maxHoldMs) return { type: 'release', to: null, reason: `${name}: the switchover did not complete within ${o.maxHoldMs} ms: releasing its queries (a failover re-points the row if one follows)` };
+    if (g && !blocked && at(g.holderAddress!) === at(h.from) && !g.lease!.switchoverTo) return { type: 'release', to: null, reason: `${name}: the switchover ended without a hand-off (refused or done with): releasing its queries` };
+    return { type: 'keep', reason: `${name}: holding its queries for the switchover (${h.forMs} ms)${blocked ? `; ${blocked}` : ''}` };
+  }
+  if (!o.coordinatorPrimary || o.nodes === null) return { type: 'none', reason: 'no hold: not the coordinator primary, or pg_dist_node unreadable' };
+  for (const g of [...o.workers].sort((a, b) => a.groupId - b.groupId)) {
+    if (!g.lease?.switchoverTo || o.spent.includes(g.groupId) || groupBlocked(g, o.leaseMs)) continue;
+    const rows = o.nodes.filter((n) => n.role === 'primary' && n.groupId === g.groupId);
+    if (rows.length !== 1 || at(rows[0]!) !== at(g.holderAddress!)) continue;
+    return { type: 'hold', groupId: g.groupId, nodeId: rows[0]!.nodeId, from: g.holderAddress!, reason: `group ${g.groupId} (${g.name}): a switchover from ${g.lease.holder} to ${g.lease.switchoverTo === '*' ? 'the best replica' : g.lease.switchoverTo} was asked for: holding its distributed queries for the hand-off` };
+  }
+  return { type: 'none', reason: 'no switchover asked for on any worker group' };
 }
