@@ -146,6 +146,9 @@ export function decideCitus(o: CitusObservation): CitusDecision {
     const taken = primaries.find((n) => n.groupId !== g.groupId && at(n) === at(want));
     if (taken) { waiting.push(`group ${g.groupId} (${g.name}): its primary's address ${at(want)} is registered for group ${taken.groupId}; two groups cannot share an address`); continue; }
     const row = rows[0];
+    // A new holder still promoting: pointing the row at it now would only turn the clients' errors
+    // from "connection refused" into "read-only transaction"; the row moves once it says it is writable.
+    if (g.holderPrimary === false && (!row || at(row) !== at(want))) { waiting.push(`group ${g.groupId} (${g.name}): its new primary ${holder} at ${at(want)} is not writable yet (promoting); the row moves once it is`); continue; }
     if (!row) {
       adds.push({ action: { type: 'add_node', groupId: g.groupId, ...want }, reason: `group ${g.groupId} (${g.name}) is not registered: adding its primary ${holder} at ${at(want)}` });
     } else if (at(row) !== at(want)) {
