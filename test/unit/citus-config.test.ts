@@ -67,3 +67,24 @@ test('citus parameters: citus first in shared_preload_libraries, once; node_conn
   });
   assert.equal(citusParameters(c!, {}).shared_preload_libraries, 'citus');
 });
+
+test('citus: postgresql.conf of a Citus member has citus first in shared_preload_libraries (once) and node_conninfo from citus.json', async () => {
+  const { loadConfig } = await import('../../scripts/core/config.js');
+  const { renderPostgresqlConf } = await import('../../scripts/core/render.js');
+  const env = {
+    PGA_CLUSTER_NAME: 'pg', PGA_NAMESPACE: 'db', PGA_POD_NAME: 'pg-0', PGA_POD_IP: '10.0.0.6', PGA_MEMBER_SELECTOR: 'app=pg',
+    PGA_RUN_DIR: '/run/pg', PGA_DATA_DIR: '/data/pgdata', PGA_CONFIG_DIR: '/cfg', PGA_SUPERUSER_PASSWORD: 'a', PGA_REPLICATION_PASSWORD: 'b', PGA_APP_PASSWORD: 'c', PGA_API_TOKEN: 'd',
+  };
+  const base = { '/usr/lib/postgresql/15/bin/postgres': '', '/cfg/parameters.json': JSON.stringify({ shared_preload_libraries: 'pg_stat_statements', work_mem: '8MB' }) };
+  const c = loadConfig(env, memFiles({ ...base, '/cfg/citus.json': JSON.stringify({ role: 'worker', group: 2 }) }));
+  const conf = renderPostgresqlConf(c, { primary: null, slotName: null, syncStandbyNames: '', applicationName: 'pg-0' });
+  const lines = conf.split('\n');
+  assert.deepEqual(lines.filter((l) => l.startsWith('shared_preload_libraries')), ["shared_preload_libraries = 'citus,pg_stat_statements'"]);
+  assert.deepEqual(lines.filter((l) => l.startsWith('citus.node_conninfo')), ["citus.node_conninfo = 'sslmode=prefer'"]);
+  // not a Citus member: parameters.json as it is
+  const plain = renderPostgresqlConf(loadConfig(env, memFiles(base)), { primary: null, slotName: null, syncStandbyNames: '', applicationName: 'pg-0' });
+  assert.deepEqual(plain.split('\n').filter((l) => l.startsWith('shared_preload_libraries') || l.startsWith('citus.')), ["shared_preload_libraries = 'pg_stat_statements'"]);
+  // node_conninfo in both places is refused, naming where it belongs
+  assert.throws(() => loadConfig(env, memFiles({ ...base, '/cfg/parameters.json': '{"citus.node_conninfo":"sslmode=disable"}', '/cfg/citus.json': '{"role":"worker","group":1}' })),
+    /citus\.node_conninfo is set from citus\.json \(nodeConninfo\).*Fix: remove it from postgresql\.parameters/);
+});
