@@ -94,8 +94,12 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
       const since = now();
       try {
         await cl.query('BEGIN');
-        // Citus' own fencing lock on every shard of the group: distributed queries touching it wait
+        // Citus' own fencing lock on every shard of the group: distributed queries touching it wait.
+        // It waits for transactions holding those shards first: bounded, so that a long one cannot
+        // keep the registry (which waits for this pass) from other groups' failovers for long.
+        await cl.query("SET LOCAL statement_timeout = '5s'");
         await cl.query('SELECT citus_pause_node_within_txn($1, false, $2)', [d.nodeId, c.lockCooldownMs]);
+        await cl.query("SET LOCAL statement_timeout = '30s'");
       } catch (e) {
         void cl.end().catch(() => undefined);
         spent.add(d.groupId);
