@@ -26,6 +26,8 @@ export interface CitusConfig {
   group: number;
   /** coordinator only: the worker groups to register and keep in step */
   workers: CitusWorkerSource[];
+  /** worker only: where the coordinator group's pods are, so that a hand-off waits for its hold; null = no wait */
+  coordinator: { namespace: string; selector: string } | null;
   /** citus.node_conninfo: how nodes connect to each other (libpq keywords) */
   nodeConninfo: string;
   /** citus_update_node's lock_cooldown when re-pointing a group after a failover, ms */
@@ -57,7 +59,7 @@ export function loadCitus(cfgDir: string, namespace: string, tls: { caFile: stri
   const bad = (what: string, got: unknown, accepted: string, fix = "correct the chart's citus values") =>
     problems.push(`${path}: ${what} got ${JSON.stringify(got)?.slice(0, 120)}; accepted: ${accepted}. Fix: ${fix}`);
   if (!isObj(raw)) { bad('the file', raw, 'a JSON object'); return null; }
-  const top = ['role', 'group', 'workers', 'nodeConninfo', 'lockCooldownMs', 'switchoverHoldMs'];
+  const top = ['role', 'group', 'workers', 'coordinator', 'nodeConninfo', 'lockCooldownMs', 'switchoverHoldMs'];
   const unknown = Object.keys(raw).filter((k) => !top.includes(k));
   if (unknown.length) problems.push(`${path}: unknown key(s) ${unknown.join(', ')}; accepted: ${top.join(', ')}`);
 
@@ -89,6 +91,19 @@ export function loadCitus(cfgDir: string, namespace: string, tls: { caFile: stri
     });
   }
 
+  let coordinator: CitusConfig['coordinator'] = null;
+  if (raw.coordinator !== undefined) {
+    const co = raw.coordinator;
+    if (role !== 'worker') bad('coordinator', co, 'nothing on the coordinator group (a worker group names where the coordinator is)', 'remove coordinator from this group\'s citus.json');
+    else if (!isObj(co) || Object.keys(co).some((k) => k !== 'namespace' && k !== 'selector')) bad('coordinator', co, 'an object {"namespace"?, "selector"}');
+    else {
+      const ns = co.namespace ?? namespace, sel = co.selector;
+      if (typeof ns !== 'string' || !NAMESPACE.test(ns)) bad('coordinator.namespace', ns, 'a namespace name (default: this member\'s own)');
+      else if (typeof sel !== 'string' || !SELECTOR.test(sel)) bad('coordinator.selector', sel, 'a label selector of the coordinator group\'s member pods, e.g. app=pg-coordinator');
+      else coordinator = { namespace: ns, selector: sel };
+    }
+  }
+
   let nodeConninfo = defaultNodeConninfo(tls);
   if (raw.nodeConninfo !== undefined) {
     const c = raw.nodeConninfo;
@@ -107,7 +122,7 @@ export function loadCitus(cfgDir: string, namespace: string, tls: { caFile: stri
     return v as number;
   };
   return {
-    role, group: typeof group === 'number' ? group : 0, workers, nodeConninfo,
+    role, group: typeof group === 'number' ? group : 0, workers, coordinator, nodeConninfo,
     lockCooldownMs: ms('lockCooldownMs', 10_000, 100, 600_000),
     switchoverHoldMs: ms('switchoverHoldMs', 30_000, 1_000, 300_000),
   };

@@ -50,6 +50,8 @@ export interface CitusGroupView {
   holderAddress: CitusAddress | null;
   /** the holder says (on its pod) it is a writable primary; absent = not known */
   holderPrimary?: boolean;
+  /** the holder says (on its pod) it is handing the group over (switchover, SIGTERM, rolling update) */
+  holderHandingOff?: boolean;
 }
 
 /** A row of pg_dist_node, as read on the coordinator. */
@@ -212,15 +214,27 @@ export function decideHold(o: HoldObservation): HoldDecision {
       return { type: 'release', to: g.holderAddress, reason: `${name}: its new primary ${g.lease!.holder} at ${at(g.holderAddress!)} is writable: re-pointing node ${h.nodeId} and releasing its queries after ${h.forMs} ms` };
     }
     if (h.forMs >= o.maxHoldMs) return { type: 'release', to: null, reason: `${name}: the switchover did not complete within ${o.maxHoldMs} ms: releasing its queries (a failover re-points the row if one follows)` };
-    if (g && !blocked && at(g.holderAddress!) === at(h.from) && !g.lease!.switchoverTo) return { type: 'release', to: null, reason: `${name}: the switchover ended without a hand-off (refused or done with): releasing its queries` };
+    if (g && !blocked && at(g.holderAddress!) === at(h.from) && !g.lease!.switchoverTo && !g.holderHandingOff) return { type: 'release', to: null, reason: `${name}: the switchover ended without a hand-off (refused or done with): releasing its queries` };
     return { type: 'keep', reason: `${name}: holding its queries for the switchover (${h.forMs} ms)${blocked ? `; ${blocked}` : ''}` };
   }
   if (!o.coordinatorPrimary || o.nodes === null) return { type: 'none', reason: 'no hold: not the coordinator primary, or pg_dist_node unreadable' };
   for (const g of [...o.workers].sort((a, b) => a.groupId - b.groupId)) {
-    if (!g.lease?.switchoverTo || o.spent.includes(g.groupId) || groupBlocked(g, o.leaseMs)) continue;
+    if (!(g.lease?.switchoverTo || g.holderHandingOff) || o.spent.includes(g.groupId) || groupBlocked(g, o.leaseMs)) continue;
     const rows = o.nodes.filter((n) => n.role === 'primary' && n.groupId === g.groupId);
     if (rows.length !== 1 || at(rows[0]!) !== at(g.holderAddress!)) continue;
-    return { type: 'hold', groupId: g.groupId, nodeId: rows[0]!.nodeId, from: g.holderAddress!, reason: `group ${g.groupId} (${g.name}): a switchover from ${g.lease.holder} to ${g.lease.switchoverTo === '*' ? 'the best replica' : g.lease.switchoverTo} was asked for: holding its distributed queries for the hand-off` };
+    const what = g.lease!.switchoverTo ? `a switchover from ${g.lease!.holder} to ${g.lease!.switchoverTo === '*' ? 'the best replica' : g.lease!.switchoverTo} was asked for` : `its primary ${g.lease!.holder} is handing the group over`;
+    return { type: 'hold', groupId: g.groupId, nodeId: rows[0]!.nodeId, from: g.holderAddress!, reason: `group ${g.groupId} (${g.name}): ${what}: holding its distributed queries for the hand-off` };
   }
   return { type: 'none', reason: 'no switchover asked for on any worker group' };
+}
+
+/**
+ * A worker group's primary handing over (switchover, SIGTERM, rolling update) with a coordinator
+ * configured: it stops postgres once the coordinator holds the group's queries, or when the time
+ * it may spend before stopping (the hand-off's checkpoint budget, inside the renew deadline) is up.
+ */
+export function handoffMayStop(o: { held: boolean; waitedMs: number; budgetMs: number }): { stop: boolean; reason: string } {
+  if (o.held) return { stop: true, reason: `the coordinator holds this group's queries (after ${o.waitedMs} ms): stopping postgres` };
+  if (o.waitedMs >= o.budgetMs) return { stop: true, reason: `the coordinator did not hold this group's queries within ${o.budgetMs} ms (the hand-off's budget): stopping postgres anyway; clients may see errors until it re-points the group` };
+  return { stop: false, reason: 'waiting for the coordinator to hold this group\'s queries' };
 }

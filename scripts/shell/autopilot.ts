@@ -77,6 +77,8 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   const waiters: ((d: Decision) => void)[] = [];
   const roles = createRolesSync(cfg, log, kube);
   const stops: (() => void)[] = [];
+  const co = cfg.citus?.role === 'worker' ? cfg.citus.coordinator : null;
+  if (co) st.citusCoordinatorKube = co.namespace === kube.namespace ? kube : (opts.kubeFor ?? (() => kube))(co.namespace);
   const citus = cfg.citus ? createCitusSync(cfg, cfg.citus, log, kube, opts.kubeFor ?? (() => kube), st.now) : null;
   const withCitus = (s: StatusSnapshot): StatusSnapshot => (citus ? { ...s, citus: citus.status() } : s);
 

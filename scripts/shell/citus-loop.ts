@@ -9,7 +9,7 @@ import type { CitusConfig, CitusWorkerSource } from '../core/citus-config.js';
 import { decideCitus, decideHold, type CitusDecision, type Hold } from '../core/citus.js';
 import type { Config } from '../core/config.js';
 import type { RawLease } from '../core/wire.js';
-import { applyCitusAction, ensureCitusNode, groupView, LeaseClock, readCitusCatalog } from './citus.js';
+import { applyCitusAction, CITUS_HANDOFF_ANNOTATION, CITUS_HOLDING_ANNOTATION, ensureCitusNode, groupView, LeaseClock, readCitusCatalog } from './citus.js';
 import type { Kube, Lease, Pod } from './kube.js';
 import type { Logger } from './log.js';
 import { errMsg } from './state.js';
@@ -79,7 +79,10 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
     client ??= await newClient('pg-autopilot-citus');
     return client;
   }
-  const endHold = () => { const x = hold; hold = null; void x?.cl.end().catch(() => undefined); };
+  /** the hold, said on our pod: a worker primary handing over waits for it before it stops postgres */
+  const sayHolding = (group: number | null) => kube.patchPod(cfg.podName, { annotations: { [CITUS_HOLDING_ANNOTATION]: group === null ? null : String(group) } }, 2_000)
+    .catch((e: unknown) => log.warn('citus: could not say the hold on our pod', { error: errMsg(e) }));
+  const endHold = () => { const x = hold; hold = null; if (x) { void x.cl.end().catch(() => undefined); void sayHolding(null); } };
   const drop = () => { const cl = client; client = null; void cl?.end().catch(() => undefined); endHold(); };
 
   /** The switchover hold (core decideHold): 'held' while a group's queries are held (no registry step meanwhile). */
@@ -106,6 +109,7 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
         throw new Error(`holding group ${d.groupId}'s queries for its switchover failed: ${errMsg(e)}`);
       }
       hold = { h: { groupId: d.groupId, nodeId: d.nodeId, from: d.from }, since, cl };
+      await sayHolding(d.groupId);
       log.info(`citus: ${d.reason}`, { group: d.groupId, lockMs: now() - since });
       event('CitusHold', d.reason);
       return 'held';
@@ -122,6 +126,7 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
       log.warn('citus: ending the hold failed (the transaction is rolled back; the registry step re-points the group if needed)', { error: errMsg(e) });
     } finally {
       void x.cl.end().catch(() => undefined);
+      void sayHolding(null);
     }
     if (!moved) spent.add(x.h.groupId);
     lastHold = { group: x.h.groupId, ms: now() - x.since, moved, at: new Date().toISOString() };
@@ -205,6 +210,8 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
       }
       const became = !primary;
       primary = true;
+      // a hand-off announcement left on our pod by a process that died mid-hand-off: not true any more
+      if (became && c.role === 'worker' && c.coordinator) void kube.patchPod(cfg.podName, { annotations: { [CITUS_HANDOFF_ANNOTATION]: null } }, 2_000).catch(() => undefined);
       // a failed pass is retried on the next tick; a healthy one every few seconds (drift by hand)
       if (became || !nodeReady || lastError !== null || hold !== null || (c.role === 'coordinator' && t - lastPassAt >= PERIODIC_MS)) run(t);
     },

@@ -11,6 +11,11 @@ import { parseLease, parseMemberStatus, type RawLease } from '../core/wire.js';
 import type { Kube, Pod } from './kube.js';
 import { STATUS_ANNOTATION } from './state.js';
 
+/** On a worker primary's pod while it hands its group over (the member it hands to). */
+export const CITUS_HANDOFF_ANNOTATION = 'pg-autopilot.io/citus-handoff';
+/** On the coordinator primary's pod while it holds a worker group's queries (the group's number). */
+export const CITUS_HOLDING_ANNOTATION = 'pg-autopilot.io/citus-holding';
+
 /** A worker group as the coordinator finds it: its number, its Lease and how to select its pods. */
 export interface WorkerGroupSource {
   groupId: number;
@@ -42,15 +47,17 @@ export function groupView(base: { groupId: number; name: string }, key: string, 
   if (!v.holder || !pods) return { ...base, lease, holderAddress: null };
   let holderAddress: CitusGroupView['holderAddress'] = null;
   let holderPrimary = false;
+  let holderHandingOff = false;
   try {
     const pod = pods.find((p) => p.metadata.name === v.holder);
+    holderHandingOff = !!pod?.metadata.annotations?.[CITUS_HANDOFF_ANNOTATION];
     const text = pod?.metadata.annotations?.[STATUS_ANNOTATION];
     const st = text ? parseMemberStatus(JSON.parse(text)) : null;
     if (st && st.name === v.holder) { holderAddress = { host: st.host, port: st.port }; holderPrimary = st.role === 'primary' && st.inRecovery === false; }
   } catch {
     holderAddress = null;
   }
-  return { ...base, lease, holderAddress, holderPrimary };
+  return { ...base, lease, holderAddress, holderPrimary, holderHandingOff };
 }
 
 export async function observeWorkerGroup(src: WorkerGroupSource, clock: LeaseClock, nowMs: number, timeoutMs = 2_000): Promise<CitusGroupView> {

@@ -92,12 +92,15 @@ test('citus: members keep pg_dist_node in step themselves — worker SIGKILL, wo
     env: { PGA_BIN_DIR: BIN, PGA_SYNC_MODE: 'on' },
     files: { 'citus.json': JSON.stringify(citus) },
   });
-  const w1 = await Cluster.start(k, group(2, { role: 'worker', group: 1 }));
-  const w2 = await Cluster.start(k, group(2, { role: 'worker', group: 2 }));
-  const coord = await Cluster.start(k, group(2, {
+  // each worker group knows where the coordinator's pods are: its hand-offs wait for the coordinator's hold
+  const coordNs = await k.namespace('c');
+  const coordinator = { namespace: coordNs, selector: 'app=pga-test' };
+  const w1 = await Cluster.start(k, group(2, { role: 'worker', group: 1, coordinator }));
+  const w2 = await Cluster.start(k, group(2, { role: 'worker', group: 2, coordinator }));
+  const coord = await Cluster.start(k, { namespace: coordNs, ...group(2, {
     role: 'coordinator', lockCooldownMs: 2_000,
     workers: [{ group: 1, lease: 'pg-leader', namespace: w1.ns, selector: 'app=pga-test' }, { group: 2, lease: 'pg-leader', namespace: w2.ns, selector: 'app=pga-test' }],
-  }));
+  }) });
   const all = [coord, w1, w2];
   let w: Writer | null = null;
   try {
@@ -201,6 +204,8 @@ async function workerSwitchover(t: Diag, fig: Fig, coord: Cluster, w2: Cluster, 
   fig(t, 'citus: worker switchover → pg_dist_node re-pointed', repointed - at);
   await flowing(coord, w, at);
   const { errors } = report(t, w, at, 'citus: worker switchover → longest client wait');
+  // the old primary stopped postgres only once the coordinator held the group (not by luck of timing)
+  assert.ok(w2.grep(p, 'hand-off: the coordinator holds this group').length > 0, `${p} did not wait for the coordinator's hold:\n${w2.tails(20)}`);
   fig(t, 'citus: worker switchover → client errors', errors, 'errors');
   const st = await coord.status((await coord.routed())!);
   t.diagnostic(`coordinator /status citus after the switchover: ${JSON.stringify(st?.citus)}`);

@@ -88,3 +88,10 @@ test('citus: postgresql.conf of a Citus member has citus first in shared_preload
   assert.throws(() => loadConfig(env, memFiles({ ...base, '/cfg/parameters.json': '{"citus.node_conninfo":"sslmode=disable"}', '/cfg/citus.json': '{"role":"worker","group":1}' })),
     /citus\.node_conninfo is set from citus\.json \(nodeConninfo\).*Fix: remove it from postgresql\.parameters/);
 });
+
+test('citus.json: a worker names where the coordinator is (for its hand-offs); refused on the coordinator', () => {
+  assert.deepEqual(load({ role: 'worker', group: 1, coordinator: { selector: 'app=coord' } }).c!.coordinator, { namespace: 'db', selector: 'app=coord' });
+  assert.equal(load({ role: 'worker', group: 1 }).c!.coordinator, null);
+  assert.ok(load({ role: 'coordinator', coordinator: { selector: 'a=b' } }).problems.some((p) => /coordinator got .*accepted: nothing on the coordinator group/.test(p)));
+  assert.ok(load({ role: 'worker', group: 1, coordinator: { selector: '' } }).problems.some((p) => /coordinator\.selector got ""/.test(p)));
+});

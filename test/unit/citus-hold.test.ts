@@ -52,3 +52,22 @@ test('hold: released without a move after switchoverHoldMs, when the switchover 
   const expired = decideHold(obs({ holding: holding(5_000), workers: [g1('w1-1', '10.0.1.2', { unchangedForMs: LEASE })] }));
   assert.equal(expired.type, 'keep');
 });
+
+test('hold: a worker primary announcing a hand-off (SIGTERM, rolling update: no switchover on the Lease) is held too, and released without a move when the announcement goes', async () => {
+  const d = decideHold(obs({ workers: [{ ...g1('w1-0', '10.0.1.1'), holderHandingOff: true }] }));
+  assert.equal(d.type, 'hold');
+  assert.match(d.reason, /its primary w1-0 is handing the group over: holding/);
+  assert.equal(decideHold(obs({ holding: holding(200), workers: [{ ...g1('w1-0', '10.0.1.1'), holderHandingOff: true }] })).type, 'keep');
+  assert.equal(decideHold(obs({ holding: holding(200), workers: [g1('w1-0', '10.0.1.1')] })).type, 'release');
+});
+
+test('hand-off of a Citus worker: stops once held, or when its budget is spent (said so), else waits', async () => {
+  const { handoffMayStop } = await import('../../scripts/core/citus.js');
+  assert.deepEqual(handoffMayStop({ held: false, waitedMs: 100, budgetMs: 2_000 }).stop, false);
+  const held = handoffMayStop({ held: true, waitedMs: 120, budgetMs: 2_000 });
+  assert.equal(held.stop, true);
+  assert.match(held.reason, /the coordinator holds this group's queries \(after 120 ms\)/);
+  const late = handoffMayStop({ held: false, waitedMs: 2_000, budgetMs: 2_000 });
+  assert.equal(late.stop, true);
+  assert.match(late.reason, /did not hold this group's queries within 2000 ms .* stopping postgres anyway/);
+});
