@@ -6,8 +6,9 @@
 // both worker groups in pg_dist_node and keeps the rows in step with the worker groups' Leases
 // (scripts/shell/citus-loop.ts). The test only watches, with a client writing through the
 // coordinator every 20 ms, across: SIGKILL of a worker group's primary, a planned switchover of the
-// other worker group, SIGKILL of the coordinator's primary. At the end every acknowledged id is
-// read back.
+// other worker group, SIGTERM of that group's new primary (its hand-off), SIGKILL of the
+// coordinator's primary. Both hand-offs must cost the client no error (the coordinator holds the
+// group's queries). At the end every acknowledged id is read back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -84,7 +85,7 @@ function report(t: Diag, w: Writer, at: number, figure: string): { ms: number; e
 const flowing = (c: Cluster, w: Writer, at: number, timeoutMs = 60_000, n = 25) =>
   c.waitFor(`${n} writes through the coordinator after the disruption`, async () => w.acked.filter((a) => a.at > at).length >= n, timeoutMs, 20);
 
-test('citus: members keep pg_dist_node in step themselves — worker SIGKILL, worker switchover, coordinator SIGKILL under a writer, nothing acknowledged lost', { skip, timeout: 900_000 }, async (t) => {
+test('citus: members keep pg_dist_node in step themselves — worker SIGKILL, worker switchover, worker SIGTERM, coordinator SIGKILL under a writer, nothing acknowledged lost', { skip, timeout: 900_000 }, async (t) => {
   const k = kube();
   const t0 = Date.now();
   const group = (n: number, citus: unknown) => ({
@@ -142,6 +143,7 @@ test('citus: members keep pg_dist_node in step themselves — worker SIGKILL, wo
 
     const killAt = await workerKill(t, fig, coord, w1, w, want);
     const sw = await workerSwitchover(t, fig, coord, w2, w, want);
+    const term = await workerSigterm(t, fig, coord, w2, w, want);
     const coordAt = await coordinatorKill(t, fig, coord, w, want);
 
     await sleep(500);
@@ -157,9 +159,11 @@ test('citus: members keep pg_dist_node in step themselves — worker SIGKILL, wo
     mkdirSync(join(process.cwd(), 'test-results'), { recursive: true });
     writeFileSync(join(process.cwd(), 'test-results', 'citus-acks.json'), JSON.stringify({ killAt, switchoverAt: sw.at, acked: w.acked.map((a) => [a.id, a.at, groupOf.get(a.id) ?? null]), errors: w.errors }) + '\n');
     fig(t, 'citus: worker primary SIGKILL → write gap of that group\'s rows', gapOf(1, killAt, sw.at));
-    fig(t, 'citus: worker switchover → longest wait of that group\'s rows', gapOf(2, sw.at, coordAt));
+    fig(t, 'citus: worker switchover → longest wait of that group\'s rows', gapOf(2, sw.at, term.at));
     if (sw.hold) assert.equal(sw.hold.moved, true, `the hold ended with the row re-pointed: ${JSON.stringify(sw.hold)}`);
     assert.equal(sw.errors, 0, 'a planned worker switchover: the client waits, it sees no error');
+    fig(t, 'citus: worker primary SIGTERM → longest wait of that group\'s rows', gapOf(2, term.at, coordAt));
+    assert.equal(term.errors, 0, 'a worker primary stopped by SIGTERM hands over: the client waits, it sees no error');
     // synchronous replication in every group: each acknowledged id is on the current primaries
     const ids = new Set((await coordinatorRoute(coord).sql((await coord.routed())!, 'SELECT id FROM w')).map((r: { id: number }) => r.id));
     const lost = w.acked.filter((a) => !ids.has(a.id));
@@ -210,6 +214,23 @@ async function workerSwitchover(t: Diag, fig: Fig, coord: Cluster, w2: Cluster, 
   const st = await coord.status((await coord.routed())!);
   t.diagnostic(`coordinator /status citus after the switchover: ${JSON.stringify(st?.citus)}`);
   return { at, errors, hold: st?.citus?.lastHold };
+}
+
+/** SIGTERM of worker group 2's primary (a pod deleted, a node drained): its hand-off is held like a switchover. */
+async function workerSigterm(t: Diag, fig: Fig, coord: Cluster, w2: Cluster, w: Writer, want: () => Promise<[number, number][]>) {
+  const p = (await w2.routed())!;
+  await w2.waitForReplicas(p, 1, 120_000); // the former primary follows again: someone to hand over to
+  await sleep(1_000);
+  const at = Date.now();
+  await w2.signal(p, 'SIGTERM');
+  await w2.waitForPrimary(60_000, p);
+  const repointed = await registryIs(coord, want, 60_000);
+  fig(t, 'citus: worker primary SIGTERM → pg_dist_node re-pointed', repointed - at);
+  await flowing(coord, w, at);
+  const { errors } = report(t, w, at, 'citus: worker primary SIGTERM → longest client wait');
+  fig(t, 'citus: worker primary SIGTERM → client errors', errors, 'errors');
+  assert.ok(w2.grep(p, 'hand-off: the coordinator holds this group').length > 0, `${p} did not wait for the coordinator's hold:\n${w2.tails(20)}`);
+  return { at, errors };
 }
 
 /** SIGKILL of the coordinator's primary: the coordinator group fails over; the new primary re-asserts group 0. */
