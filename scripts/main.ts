@@ -95,7 +95,10 @@ export async function run(env: Record<string, string | undefined> = process.env,
   const { createPostgres } = await withoutResponseGlobal(() => import('./shell/postgres.js'));
   const pg = createPostgres(cfg, log.child({ component: 'postgres' }));
   // Peers' /status over node:http, not fetch (which loads undici on first use: see http.ts).
-  const ap = createAutopilot(cfg, log.child({ component: 'autopilot' }), kube, pg, { fetchStatus: fetchMemberStatus });
+  const ap = createAutopilot(cfg, log.child({ component: 'autopilot' }), kube, pg, {
+    fetchStatus: fetchMemberStatus,
+    kubeFor: (ns) => createKube(conn, ns, (msg, f) => log.debug(msg, f)),
+  });
   const server = await startHttpApi(ap, { port: cfg.apiPort, token: cfg.secrets.apiToken, log });
   log.info('autopilot started', {
     cluster: cfg.clusterName, namespace: cfg.namespace, loopMs: cfg.loopMs, leaseMs: cfg.leaseMs,

@@ -35,6 +35,8 @@ export interface CitusLeaseView {
   durationMs: number | null;
   /** validation problems (wire.ts parseLease): non-empty means "do not act on it" */
   problems: string[];
+  /** a switchover was asked for on this Lease (the member it goes to, or '*'); absent = none */
+  switchoverTo?: string | null;
 }
 
 export interface CitusGroupView {
@@ -46,6 +48,10 @@ export interface CitusGroupView {
   lease: CitusLeaseView | null | undefined;
   /** where the Lease holder's postgres listens (from its pod); null = unknown */
   holderAddress: CitusAddress | null;
+  /** the holder says (on its pod) it is a writable primary; absent = not known */
+  holderPrimary?: boolean;
+  /** the holder says (on its pod) it is handing the group over (switchover, SIGTERM, rolling update) */
+  holderHandingOff?: boolean;
 }
 
 /** A row of pg_dist_node, as read on the coordinator. */
@@ -142,6 +148,9 @@ export function decideCitus(o: CitusObservation): CitusDecision {
     const taken = primaries.find((n) => n.groupId !== g.groupId && at(n) === at(want));
     if (taken) { waiting.push(`group ${g.groupId} (${g.name}): its primary's address ${at(want)} is registered for group ${taken.groupId}; two groups cannot share an address`); continue; }
     const row = rows[0];
+    // A new holder still promoting: pointing the row at it now would only turn the clients' errors
+    // from "connection refused" into "read-only transaction"; the row moves once it says it is writable.
+    if (g.holderPrimary === false && (!row || at(row) !== at(want))) { waiting.push(`group ${g.groupId} (${g.name}): its new primary ${holder} at ${at(want)} is not writable yet (promoting); the row moves once it is`); continue; }
     if (!row) {
       adds.push({ action: { type: 'add_node', groupId: g.groupId, ...want }, reason: `group ${g.groupId} (${g.name}) is not registered: adding its primary ${holder} at ${at(want)}` });
     } else if (at(row) !== at(want)) {
@@ -157,4 +166,75 @@ export function decideCitus(o: CitusObservation): CitusDecision {
   if (next) return { ...next, waiting };
   const w = waiting.length > 0 ? `; ${waiting.length} group(s) waiting` : '';
   return none(`pg_dist_node matches every worker group's Lease${w}`, waiting);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planned switchover of a worker group: the coordinator holds that group's distributed queries
+// (citus_pause_node_within_txn in a transaction of its own: Citus' own fencing lock on the group's
+// shards) from the moment it sees the switchover asked for on the group's Lease until the new
+// holder says it is a writable primary; then it re-points the row in the same transaction and
+// commits, and the waiting queries run on the new primary. Clients wait instead of failing.
+
+export interface Hold {
+  groupId: number;
+  nodeId: number;
+  /** where the row pointed when the hold began */
+  from: CitusAddress;
+  /** by our clock */
+  forMs: number;
+}
+
+export interface HoldObservation {
+  leaseMs: number;
+  coordinatorPrimary: boolean;
+  nodes: DistNode[] | null;
+  workers: CitusGroupView[];
+  holding: Hold | null;
+  /** the longest a hold may last (citus.json switchoverHoldMs) */
+  maxHoldMs: number;
+  /** groups whose last hold ended without a move while their switchover is still asked for: not held again */
+  spent: number[];
+}
+
+export type HoldDecision =
+  | { type: 'none'; reason: string }
+  | { type: 'hold'; groupId: number; nodeId: number; from: CitusAddress; reason: string }
+  | { type: 'keep'; reason: string }
+  /** end the hold; with `to`, re-point the row first (same transaction) */
+  | { type: 'release'; to: CitusAddress | null; reason: string };
+
+export function decideHold(o: HoldObservation): HoldDecision {
+  const h = o.holding;
+  if (h) {
+    const g = o.workers.find((x) => x.groupId === h.groupId);
+    const name = g ? `group ${h.groupId} (${g.name})` : `group ${h.groupId}`;
+    if (!o.coordinatorPrimary) return { type: 'release', to: null, reason: `${name}: not the coordinator primary any more: releasing its queries` };
+    const blocked = g ? groupBlocked(g, o.leaseMs) : `${name} is not configured any more`;
+    if (g && !blocked && at(g.holderAddress!) !== at(h.from) && g.holderPrimary === true) {
+      return { type: 'release', to: g.holderAddress, reason: `${name}: its new primary ${g.lease!.holder} at ${at(g.holderAddress!)} is writable: re-pointing node ${h.nodeId} and releasing its queries after ${h.forMs} ms` };
+    }
+    if (h.forMs >= o.maxHoldMs) return { type: 'release', to: null, reason: `${name}: the switchover did not complete within ${o.maxHoldMs} ms: releasing its queries (a failover re-points the row if one follows)` };
+    if (g && !blocked && at(g.holderAddress!) === at(h.from) && !g.lease!.switchoverTo && !g.holderHandingOff) return { type: 'release', to: null, reason: `${name}: the switchover ended without a hand-off (refused or done with): releasing its queries` };
+    return { type: 'keep', reason: `${name}: holding its queries for the switchover (${h.forMs} ms)${blocked ? `; ${blocked}` : ''}` };
+  }
+  if (!o.coordinatorPrimary || o.nodes === null) return { type: 'none', reason: 'no hold: not the coordinator primary, or pg_dist_node unreadable' };
+  for (const g of [...o.workers].sort((a, b) => a.groupId - b.groupId)) {
+    if (!(g.lease?.switchoverTo || g.holderHandingOff) || o.spent.includes(g.groupId) || groupBlocked(g, o.leaseMs)) continue;
+    const rows = o.nodes.filter((n) => n.role === 'primary' && n.groupId === g.groupId);
+    if (rows.length !== 1 || at(rows[0]!) !== at(g.holderAddress!)) continue;
+    const what = g.lease!.switchoverTo ? `a switchover from ${g.lease!.holder} to ${g.lease!.switchoverTo === '*' ? 'the best replica' : g.lease!.switchoverTo} was asked for` : `its primary ${g.lease!.holder} is handing the group over`;
+    return { type: 'hold', groupId: g.groupId, nodeId: rows[0]!.nodeId, from: g.holderAddress!, reason: `group ${g.groupId} (${g.name}): ${what}: holding its distributed queries for the hand-off` };
+  }
+  return { type: 'none', reason: 'no switchover asked for on any worker group' };
+}
+
+/**
+ * A worker group's primary handing over (switchover, SIGTERM, rolling update) with a coordinator
+ * configured: it stops postgres once the coordinator holds the group's queries, or when the time
+ * it may spend before stopping (the hand-off's checkpoint budget, inside the renew deadline) is up.
+ */
+export function handoffMayStop(o: { held: boolean; waitedMs: number; budgetMs: number }): { stop: boolean; reason: string } {
+  if (o.held) return { stop: true, reason: `the coordinator holds this group's queries (after ${o.waitedMs} ms): stopping postgres` };
+  if (o.waitedMs >= o.budgetMs) return { stop: true, reason: `the coordinator did not hold this group's queries within ${o.budgetMs} ms (the hand-off's budget): stopping postgres anyway; clients may see errors until it re-points the group` };
+  return { stop: false, reason: 'waiting for the coordinator to hold this group\'s queries' };
 }

@@ -15,6 +15,7 @@ import { ConfigError } from './errors.js';
 import type { HostAuthMethod } from './standalone.js';
 import { loadBackup, type BackupConfig } from './backup-config.js';
 import { loadRestore, type RestoreConfig } from './restore-config.js';
+import { loadCitus, type CitusConfig } from './citus-config.js';
 
 export { SYNC_MODES, LOG_LEVELS, LOG_FORMATS, PG_IDENT, MAX_SLOT_WAL_KEEP_SIZE_MB, isIpAddress, parseWalKeepSizeMb } from './config-env.js';
 export type { SyncMode, LogLevel, LogFormat } from './config-env.js';
@@ -76,6 +77,8 @@ export interface Config {
   backup: BackupConfig | null;
   /** from $PGA_CONFIG_DIR/restore.json + $PGA_SECRETS_DIR/restore/*: the first member restores instead of initdb */
   restore: RestoreConfig | null;
+  /** from $PGA_CONFIG_DIR/citus.json: this member's Citus group (core/citus-config.ts); null = not Citus */
+  citus: CitusConfig | null;
   /** standalone or replica mode (core/standalone.ts); null in the chart */
   standalone: StandaloneOptions | null;
 }
@@ -237,6 +240,8 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   const bootstrap = loadBootstrap(cfgDir, rolesSecretsDir, e.PGA_SUPERUSER ?? 'postgres', files, problems);
   const backup = loadBackup(cfgDir, secretsDir, e.PGA_CLUSTER_NAME ?? 'postgres', files, problems);
   const restore = loadRestore(cfgDir, secretsDir, files, problems);
+  const citus = loadCitus(cfgDir, e.PGA_NAMESPACE ?? '', tls, files, problems);
+  if (citus && parameters['citus.node_conninfo'] !== undefined) problems.push(`${cfgDir}/parameters.json: citus.node_conninfo is set from citus.json (nodeConninfo) on a Citus member; got it in both. Fix: remove it from postgresql.parameters and set citus nodeConninfo instead`);
   if (backup && restore && backup.repo.endpoint === restore.repo.endpoint && backup.repo.port === restore.repo.port && backup.repo.bucket === restore.repo.bucket && backup.repo.path === restore.repo.path && backup.stanza === restore.stanza) {
     problems.push(`${cfgDir}/restore.json: the restore's source is this cluster's own repository and stanza (${restore.stanza} at ${restore.repo.endpoint}/${restore.repo.bucket}${restore.repo.path}); a restore must never write into the source's archive. Fix: give backup.stanza or backup.s3.path another value`);
   }
@@ -303,6 +308,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     tls,
     backup,
     restore,
+    citus,
     kubeconfig: e.KUBECONFIG ? e.KUBECONFIG : null,
     standalone: opts.standalone ?? null,
   };

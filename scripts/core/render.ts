@@ -9,6 +9,7 @@ import { archiveParameters } from './backup.js';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { parameterProblems } from './parameters.js';
+import { citusParameters } from './citus-config.js';
 
 export interface DynamicConf {
   /** null → we are primary / no upstream */
@@ -140,8 +141,11 @@ export function renderPostgresqlConf(cfg: Config, dyn: DynamicConf): string {
     '',
     '# --- user parameters (parameters.json)',
     ...Object.keys(cfg.parameters)
+      .filter((k) => !(cfg.citus && k === 'shared_preload_libraries'))
       .sort()
       .map((k) => line(k, cfg.parameters[k] as string)),
+    ...(cfg.citus ? ['', '# --- Citus (citus.json): citus first in shared_preload_libraries, how nodes reach each other',
+      ...Object.entries(citusParameters(cfg.citus, cfg.parameters)).map(([k, v]) => line(k, v))] : []),
     '',
     '# --- managed by the entrypoint',
     line('listen_addresses', dyn.localOnly ? '' : '*'),

@@ -19,6 +19,7 @@ import { perform, demote, Stale } from './act.js';
 import { publish, snapshot, metrics, myRole, myStatus, type StatusSnapshot } from './publish.js';
 import { answer } from './failsafe.js';
 import { createRolesSync } from './roles.js';
+import { createCitusSync } from './citus-loop.js';
 import { checkParameters } from './live-parameters.js';
 import { armWatchdog, createState, errMsg, setLease, type FetchStatus } from './state.js';
 
@@ -59,6 +60,8 @@ export interface Autopilot {
 export interface AutopilotOptions {
   clock?: () => number;
   fetchStatus?: FetchStatus;
+  /** a client of the same API server for another namespace (Citus: worker groups elsewhere) */
+  kubeFor?: (namespace: string) => Kube;
 }
 
 const monotonic = () => Number(process.hrtime.bigint() / 1_000_000n);
@@ -74,6 +77,10 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
   const waiters: ((d: Decision) => void)[] = [];
   const roles = createRolesSync(cfg, log, kube);
   const stops: (() => void)[] = [];
+  const co = cfg.citus?.role === 'worker' ? cfg.citus.coordinator : null;
+  if (co) st.citusCoordinatorKube = co.namespace === kube.namespace ? kube : (opts.kubeFor ?? (() => kube))(co.namespace);
+  const citus = cfg.citus ? createCitusSync(cfg, cfg.citus, log, kube, opts.kubeFor ?? (() => kube), st.now) : null;
+  const withCitus = (s: StatusSnapshot): StatusSnapshot => (citus ? { ...s, citus: citus.status() } : s);
 
   st.wake = () => wake();
   st.onWatchdog = (reason) => {
@@ -122,7 +129,10 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         }
         if (d.actions.length) st.lastPg = await pg.status();
         // declared users/databases: on the primary only, never awaited here (own connection)
-        roles.afterTick(!st.terminating && !st.terminated && myRole(st) === 'primary' && st.lastPg?.inRecovery === false, st.now());
+        const writable = !st.terminating && !st.terminated && myRole(st) === 'primary' && st.lastPg?.inRecovery === false;
+        roles.afterTick(writable, st.now());
+        // Citus: this node's extension, and on the coordinator the registry; in the background too
+        citus?.afterTick(writable, st.now());
         // Not awaited: a slow API server must not delay the next tick (and its renewal).
         if (!st.terminated) void publish(st);
         st.lastTickAt = st.now();
@@ -176,6 +186,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         ensureStatefulSetInformer();
         wake();
       }));
+      if (citus) stops.push(citus.start());
       pg.onExit((code, signal) => {
         log.warn('postgres exited', { code, signal });
         wake();
@@ -196,7 +207,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
       for (const s of stops) s();
       await publish(st, true);
     },
-    snapshot: () => snapshot(st),
+    snapshot: () => withCitus(snapshot(st)),
     requestBackup: (type) => startOnDemandBackup(st, type, wake),
     backups: async () => {
       if (!cfg.backup) return { status: 409, body: { error: 'backups are off on this member (backup.enabled in the chart)' } };
@@ -207,7 +218,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         statusRead ??= pg.status().then((s) => { st.lastPg = s; statusReadAt = st.now(); }, () => undefined).finally(() => { statusRead = null; });
         await statusRead;
       }
-      return snapshot(st);
+      return withCitus(snapshot(st));
     },
     alive: () => st.now() - st.lastTickAt < 3 * cfg.loopMs + cfg.leaseMs || ticking,
     ready() {
@@ -219,7 +230,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     },
     isPrimary: () => myRole(st) === 'primary',
     isReplica: () => myRole(st) === 'replica' && !!st.lastPg?.streaming,
-    metrics: () => metrics(st),
+    metrics: () => (citus ? metrics(st) + citus.metrics().join('\n') + '\n' : metrics(st)),
     async requestSwitchover(to) {
       if (to !== null && !st.pods.has(to)) return { status: 400, message: `unknown member "${to}"; members: ${[...st.pods.keys()].join(', ')}` };
       if (to !== null && to !== cfg.podName) {

@@ -8,8 +8,13 @@
 import type pg from 'pg';
 import type { CitusAction, CitusGroupView, DistNode } from '../core/citus.js';
 import { parseLease, parseMemberStatus, type RawLease } from '../core/wire.js';
-import type { Kube } from './kube.js';
+import type { Kube, Pod } from './kube.js';
 import { STATUS_ANNOTATION } from './state.js';
+
+/** On a worker primary's pod while it hands its group over (the member it hands to). */
+export const CITUS_HANDOFF_ANNOTATION = 'pg-autopilot.io/citus-handoff';
+/** On the coordinator primary's pod while it holds a worker group's queries (the group's number). */
+export const CITUS_HOLDING_ANNOTATION = 'pg-autopilot.io/citus-holding';
 
 /** A worker group as the coordinator finds it: its number, its Lease and how to select its pods. */
 export interface WorkerGroupSource {
@@ -33,6 +38,28 @@ export class LeaseClock {
   }
 }
 
+/** A worker group's view from its Lease and its member pods, as last read (or as informers hold them). */
+export function groupView(base: { groupId: number; name: string }, key: string, raw: RawLease | null | undefined, pods: Pod[] | null, clock: LeaseClock, nowMs: number): CitusGroupView {
+  if (raw === undefined) return { ...base, lease: undefined, holderAddress: null };
+  if (raw === null) return { ...base, lease: null, holderAddress: null };
+  const v = parseLease(raw, clock.unchangedForMs(key, raw.metadata.resourceVersion ?? '', nowMs));
+  const lease = { holder: v.holder, unchangedForMs: v.unchangedForMs, durationMs: v.durationMs, problems: v.problems, switchoverTo: v.switchoverTo };
+  if (!v.holder || !pods) return { ...base, lease, holderAddress: null };
+  let holderAddress: CitusGroupView['holderAddress'] = null;
+  let holderPrimary = false;
+  let holderHandingOff = false;
+  try {
+    const pod = pods.find((p) => p.metadata.name === v.holder);
+    holderHandingOff = !!pod?.metadata.annotations?.[CITUS_HANDOFF_ANNOTATION];
+    const text = pod?.metadata.annotations?.[STATUS_ANNOTATION];
+    const st = text ? parseMemberStatus(JSON.parse(text)) : null;
+    if (st && st.name === v.holder) { holderAddress = { host: st.host, port: st.port }; holderPrimary = st.role === 'primary' && st.inRecovery === false; }
+  } catch {
+    holderAddress = null;
+  }
+  return { ...base, lease, holderAddress, holderPrimary, holderHandingOff };
+}
+
 export async function observeWorkerGroup(src: WorkerGroupSource, clock: LeaseClock, nowMs: number, timeoutMs = 2_000): Promise<CitusGroupView> {
   const base = { groupId: src.groupId, name: src.name };
   let raw: RawLease | null;
@@ -41,21 +68,9 @@ export async function observeWorkerGroup(src: WorkerGroupSource, clock: LeaseClo
   } catch {
     return { ...base, lease: undefined, holderAddress: null };
   }
-  if (!raw) return { ...base, lease: null, holderAddress: null };
-  const v = parseLease(raw, clock.unchangedForMs(`${src.kube.namespace}/${src.leaseName}`, raw.metadata.resourceVersion ?? '', nowMs));
-  const lease = { holder: v.holder, unchangedForMs: v.unchangedForMs, durationMs: v.durationMs, problems: v.problems };
-  if (!v.holder) return { ...base, lease, holderAddress: null };
-  let holderAddress: CitusGroupView['holderAddress'] = null;
-  try {
-    const pods = await src.kube.listPods(src.podSelector, timeoutMs);
-    const pod = pods.items.find((p) => p.metadata.name === v.holder);
-    const text = pod?.metadata.annotations?.[STATUS_ANNOTATION];
-    const st = text ? parseMemberStatus(JSON.parse(text)) : null;
-    if (st && st.name === v.holder) holderAddress = { host: st.host, port: st.port };
-  } catch {
-    holderAddress = null;
-  }
-  return { ...base, lease, holderAddress };
+  let pods: Pod[] | null = null;
+  if (raw?.spec.holderIdentity) pods = await src.kube.listPods(src.podSelector, timeoutMs).then((r) => r.items, () => null);
+  return groupView(base, `${src.kube.namespace}/${src.leaseName}`, raw, pods, clock, nowMs);
 }
 
 export async function readCitusCatalog(c: pg.Client): Promise<{ extension: boolean | null; nodes: DistNode[] | null }> {

@@ -17,6 +17,7 @@ import { leaseAt, writeLease, LEASE_ANNOTATIONS as A } from './lease.js';
 import { releaseFailsafe } from './failsafe.js';
 import { membersFromPods } from './observe.js';
 import { publish } from './publish.js';
+import { awaitCoordinatorHold, endHandoffAnnouncement } from './citus-handoff.js';
 import { Stale, errMsg, record, type State } from './state.js';
 
 /** How often pg_control is read while postgres shuts down, and the target asked whether it has the checkpoint. */
@@ -85,7 +86,13 @@ export async function handoff(st: State, to: string, ifResourceVersion: string, 
   const base = leaseAt(st, ifResourceVersion);
   const member = membersFromPods(st).find((m) => m.name === to);
   if (!base || !member) throw new Stale(`hand-off to ${to}: the lease changed or ${to} is gone since the decision`);
-  await checkpointFirst(st, checkpointMs);
+  // Citus worker: the coordinator holds our group's queries meanwhile (same budget, in parallel)
+  try {
+    await Promise.all([checkpointFirst(st, checkpointMs), awaitCoordinatorHold(st, to, checkpointMs)]);
+  } catch (e) {
+    endHandoffAnnouncement(st);
+    throw e;
+  }
   const t0 = st.now();
   log.info('hand-off: stopping postgres for a final checkpoint', { to });
   // From the shutdown request on postgres takes no new write: our primary label comes off now, in
@@ -135,5 +142,6 @@ export async function handoff(st: State, to: string, ifResourceVersion: string, 
   } finally {
     st.stopping = false;
     void publish(st, true);
+    endHandoffAnnouncement(st);
   }
 }

@@ -112,6 +112,8 @@ export interface StatusSnapshot {
   /** backups (absent when off): the job running here, the last results, the archiver (primary) */
   /** how this member got its data by its last clone: method, the decision's reason, duration, a failed restore's error */
   clone?: { method: 'basebackup' | 'restore'; reason: string; startedAt: string; ms: number | null; restoreError: string | null };
+  /** Citus (citus.json): this member's group, the registry's last step and reason, groups waiting */
+  citus?: import('./citus-loop.js').CitusStatus;
   backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
 }
 

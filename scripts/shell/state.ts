@@ -71,6 +71,8 @@ export interface State {
   backup: BackupState;
   /** parameters changed live (shell/live-parameters.ts) */
   params: ParamsState;
+  /** Citus worker with a coordinator configured: the API client for the coordinator's namespace (hand-off waits for its hold) */
+  citusCoordinatorKube?: Kube;
   /** how this member got its data by a clone (shown in /status), and the repository as last read for one */
   clone: CloneState;
 }

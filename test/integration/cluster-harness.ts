@@ -48,6 +48,8 @@ export interface ClusterOptions {
   faults?: boolean;
   /** each member in its own cgroup, so that cutLink() can partition two members (root only) */
   cgroups?: boolean;
+  /** an existing namespace (from kube.namespace()) instead of a new one */
+  namespace?: string;
   /** files written into each member's config directory (also its secrets directory), by relative path */
   files?: Record<string, string>;
   /** variables set, in each member, to the path of one of `files` (name → relative path) */
@@ -64,7 +66,7 @@ export class Cluster {
   private constructor(readonly kube: Kube, readonly ns: string, readonly dir: string, readonly opts: ClusterOptions) {}
 
   static async start(kube: Kube, opts: ClusterOptions = {}): Promise<Cluster> {
-    const ns = await kube.namespace('c');
+    const ns = opts.namespace ?? await kube.namespace('c');
     const dir = mkdtempSync(join(tmpdir(), 'pga-cluster-'));
     chmodSync(dir, 0o755);
     const c = new Cluster(kube, ns, dir, opts);
