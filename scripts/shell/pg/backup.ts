@@ -96,7 +96,7 @@ export function createBackups(ctx: PgContext, files: Files, query: (sql: string)
       const extra = standby ? [...standbyBackupArgs(b!, standby, cfg.superuser), '--log-level-console=info'] : [];
       const out = await run('backup', [`--type=${type}`, ...extra]);
       if (standby) {
-        const lines = out.split('\n').map((l) => l.replace(/^\S+ \S+ P\d+\s+/, '').trim()).filter((l) => /standby|replay|backup start archive|new backup label/i.test(l));
+        const lines = out.split('\n').map((l) => l.replace(/^\S+ \S+ P\d+\s+/, '').trim()).filter((l) => !/command begin/.test(l) && /standby|replay|backup start archive|new backup label/i.test(l));
         for (const l of lines) log.info(`pgbackrest: ${l}`, { source: 'pgbackrest', standby: standby.name });
       }
       return { ms: Date.now() - t0 };
