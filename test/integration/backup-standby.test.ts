@@ -139,3 +139,36 @@ test('backup from a standby through its pgBackRest TLS server; PITR of it is exa
     await c.stop();
   }
 });
+
+test('the chart\'s certificate shape: pgBackRest accepts a wildcard DNS name ("*.<fullname>-headless.<ns>.svc") for a pod\'s name and refuses another name', { skip: skip || (isRoot ? false : 'needs root (a private /etc/hosts in a mount namespace)') }, async () => {
+  // the pods' names resolve only in a cluster: here through a private /etc/hosts (unshare -m), bound for this script alone
+  const dir = mkdtempSync(join(tmpdir(), 'pga-bfs-wild-'));
+  try {
+    chmodSync(dir, 0o755);
+    const ossl = (...a: string[]) => execFileSync('openssl', a, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=pga-test-ca');
+    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'tls.key', '-out', 'tls.csr', '-subj', `/CN=${CN}`);
+    execFileSync('sh', ['-c', `printf 'subjectAltName=DNS:*.pg-headless.db.svc,DNS:*.pg-headless.db.svc.cluster.local\\nextendedKeyUsage=serverAuth,clientAuth\\n' > ext.cnf`], { cwd: dir });
+    ossl('x509', '-req', '-in', 'tls.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'tls.crt', '-days', '2', '-extfile', 'ext.cnf');
+    execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+    chmodSync(join(dir, 'tls.key'), 0o600);
+    const port = await freePort();
+    const tlsArgs = (side: string) => [`--${side}-ca-file=${dir}/ca.crt`, `--${side}-cert-file=${dir}/tls.crt`, `--${side}-key-file=${dir}/tls.key`].join(' ');
+    const as = 'setpriv --reuid=postgres --regid=postgres --init-groups --';
+    const script = [
+      'set -e', `printf '127.0.0.1 pg-1.pg-headless.db.svc pg-1.pg-headless.db.svc.cluster.local pg-1.elsewhere.test\\n' > ${dir}/hosts`, `mount --bind ${dir}/hosts /etc/hosts`,
+      `${as} pgbackrest --log-level-file=off --tls-server-address=127.0.0.1 --tls-server-port=${port} ${tlsArgs('tls-server')} --tls-server-auth=${CN}=demo server > ${dir}/server.log 2>&1 & srv=$!`,
+      'sleep 1',
+      'for h in pg-1.pg-headless.db.svc pg-1.pg-headless.db.svc.cluster.local pg-1.elsewhere.test; do',
+      `  echo "== $h"; ${as} pgbackrest --log-level-console=warn --log-level-file=off --stanza=demo --lock-path=${dir} --repo1-host=$h --repo1-host-type=tls --repo1-host-port=${port} ${tlsArgs('repo1-host')} info 2>&1 || true`,
+      'done', 'kill $srv',
+    ].join('\n');
+    const out = execFileSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    const answer = (h: string) => out.split('== ').find((s) => s.startsWith(`${h}\n`)) ?? '';
+    // past TLS (hostname and client certificate verified), the server answers: this stanza has no repository there
+    for (const h of ['pg-1.pg-headless.db.svc', 'pg-1.pg-headless.db.svc.cluster.local']) assert.match(answer(h), /missing stanza path/, `${h}: ${answer(h)}`);
+    assert.match(answer('pg-1.elsewhere.test'), /unable to find hostname 'pg-1.elsewhere.test' in certificate/, 'a name outside the wildcard is refused');
+  } finally {
+    if (!process.env.PGA_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+  }
+});
