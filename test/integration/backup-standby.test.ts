@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, chmodSync, chownSync, rmSync } from 'node:fs';
+import { mkdtempSync, chmodSync, chownSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, sleep } from './cluster-harness.js';
@@ -64,6 +64,16 @@ async function fullBackup(c: Cluster, p: string): Promise<{ ms: number; source: 
   return { ms, source: (await c.status(p)).backup.lastSource };
 }
 
+/** CPU seconds a process and its reaped children used, and the bytes they read (/proc: utime, stime, cutime, cstime; rchar). */
+function usage(pid: number): { cpuS: number; readB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0);
+  const rchar = Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+  return { cpuS: ticks / 100, readB: rchar };
+}
+const delta = (a: { cpuS: number; readB: number }, b: { cpuS: number; readB: number }) => `${(b.cpuS - a.cpuS).toFixed(2)} s CPU, ${((b.readB - a.readB) / 1048576).toFixed(1)} MiB read`;
+
 /** Every WAL segment written so far archived (a loaded machine archives a bulk load slowly). */
 async function archived(c: Cluster, p: string) {
   const [{ w }] = await c.sql(p, 'select pg_walfile_name(pg_current_wal_lsn()) as w');
@@ -92,8 +102,13 @@ test('backup from a standby through its pgBackRest TLS server; PITR of it is exa
     } finally { await cl.end(); }
     await archived(c, p);
 
+    // where the work lands: the primary's member process (pgbackrest backup is its child) and each standby's server
+    const servers = Object.fromEntries(await Promise.all(replicas.map(async (r) => [r, (await c.status(r)).backup.server.pid as number])));
+    const before: Record<string, { cpuS: number; readB: number }> = { p: usage(c.member(p).proc!.pid!), ...Object.fromEntries(replicas.map((r) => [r, usage(servers[r])])) };
     const a = await fullBackup(c, p);
     t.diagnostic(`source: ${JSON.stringify(a.source)}`);
+    fig(t, 'backup from the standby: on the primary (member process + pgbackrest backup)', delta(before.p!, usage(c.member(p).proc!.pid!)), '');
+    fig(t, `backup from the standby: on the standby's pgBackRest server (${a.source.standby})`, delta(before[a.source.standby!]!, usage(servers[a.source.standby!]!)), '');
     assert.ok(a.source.standby && replicas.includes(a.source.standby), `read from a replica: ${JSON.stringify(a.source)}`);
     assert.match(a.source.reason, new RegExp(`^backing up from standby ${a.source.standby}: streams from us, healthy, lag .*, pgBackRest server at localhost:\\d+$`));
     fig(t, 'full backup from the standby', a.ms);
@@ -127,7 +142,9 @@ test('backup from a standby through its pgBackRest TLS server; PITR of it is exa
     for (const r of replicas) await c.signal(r, 'SIGTERM');
     await c.waitFor('no replica streaming', async () => (await c.sql(p, 'select count(*)::int as n from pg_stat_replication'))[0].n === 0, 60_000, 250);
     await sleep(2_500); // a tick observes it
+    const beforeP = usage(c.member(p).proc!.pid!);
     const b = await fullBackup(c, p);
+    fig(t, 'backup from the primary: on the primary (member process + pgbackrest backup)', delta(beforeP, usage(c.member(p).proc!.pid!)), '');
     t.diagnostic(`source: ${JSON.stringify(b.source)}`);
     assert.equal(b.source.standby, null);
     assert.match(b.source.reason, /^backing up from the primary: no replica can serve it \(m\d: not streaming from us; m\d: not streaming from us\)$/);
