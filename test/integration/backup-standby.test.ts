@@ -64,15 +64,25 @@ async function fullBackup(c: Cluster, p: string): Promise<{ ms: number; source: 
   return { ms, source: (await c.status(p)).backup.lastSource };
 }
 
-/** CPU seconds a process and its reaped children used, and the bytes they read (/proc: utime, stime, cutime, cstime; rchar). */
-function usage(pid: number): { cpuS: number; readB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(f[i]), 0);
-  const rchar = Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
-  return { cpuS: ticks / 100, readB: rchar };
+/** CPU seconds and bytes read (utime + stime, rchar) of one process now; null when it is gone. */
+function usage(pid: number): { cpuS: number; readB: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const rchar = Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+    return { cpuS: (Number(f[11]) + Number(f[12])) / 100, readB: rchar };
+  } catch { return null; }
 }
-const delta = (a: { cpuS: number; readB: number }, b: { cpuS: number; readB: number }) => `${(b.cpuS - a.cpuS).toFixed(2)} s CPU, ${((b.readB - a.readB) / 1048576).toFixed(1)} MiB read`;
+const children = (pid: number): number[] => { try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
+
+/** Samples, every 200 ms, every pgbackrest process below `root` (its last reading per pid): what the backup cost on that member. */
+function sampler(root: number) {
+  const seen = new Map<number, { cpuS: number; readB: number }>();
+  const walk = (pid: number) => { for (const c of children(pid)) { if (/pgbackrest/.test(readFileSafe(`/proc/${c}/cmdline`))) { const u = usage(c); if (u) seen.set(c, u); } walk(c); } };
+  const timer = setInterval(() => walk(root), 200);
+  return { stop: () => { clearInterval(timer); walk(root); const t = [...seen.values()].reduce((a, u) => ({ cpuS: a.cpuS + u.cpuS, readB: a.readB + u.readB }), { cpuS: 0, readB: 0 }); return `${t.cpuS.toFixed(2)} s CPU, ${(t.readB / 1048576).toFixed(1)} MiB read (${seen.size} pgbackrest processes)`; } };
+}
+const readFileSafe = (f: string) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
 
 /** Every WAL segment written so far archived (a loaded machine archives a bulk load slowly). */
 async function archived(c: Cluster, p: string) {
@@ -102,13 +112,14 @@ test('backup from a standby through its pgBackRest TLS server; PITR of it is exa
     } finally { await cl.end(); }
     await archived(c, p);
 
-    // where the work lands: the primary's member process (pgbackrest backup is its child) and each standby's server
+    // where the work lands: pgbackrest below the primary's member process (backup and its local workers) and below each standby's server
     const servers = Object.fromEntries(await Promise.all(replicas.map(async (r) => [r, (await c.status(r)).backup.server.pid as number])));
-    const before: Record<string, { cpuS: number; readB: number }> = { p: usage(c.member(p).proc!.pid!), ...Object.fromEntries(replicas.map((r) => [r, usage(servers[r])])) };
+    const onPrimary = sampler(c.member(p).proc!.pid!);
+    const onStandby = Object.fromEntries(replicas.map((r) => [r, sampler(servers[r])]));
     const a = await fullBackup(c, p);
     t.diagnostic(`source: ${JSON.stringify(a.source)}`);
-    fig(t, 'backup from the standby: on the primary (member process + pgbackrest backup)', delta(before.p!, usage(c.member(p).proc!.pid!)), '');
-    fig(t, `backup from the standby: on the standby's pgBackRest server (${a.source.standby})`, delta(before[a.source.standby!]!, usage(servers[a.source.standby!]!)), '');
+    fig(t, 'backup from the standby: pgbackrest on the primary', onPrimary.stop(), '');
+    for (const r of replicas) fig(t, `backup from the standby: pgbackrest under ${r}'s server${r === a.source.standby ? ' (the standby read)' : ''}`, onStandby[r]!.stop(), '');
     assert.ok(a.source.standby && replicas.includes(a.source.standby), `read from a replica: ${JSON.stringify(a.source)}`);
     assert.match(a.source.reason, new RegExp(`^backing up from standby ${a.source.standby}: streams from us, healthy, lag .*, pgBackRest server at localhost:\\d+$`));
     fig(t, 'full backup from the standby', a.ms);
@@ -142,9 +153,9 @@ test('backup from a standby through its pgBackRest TLS server; PITR of it is exa
     for (const r of replicas) await c.signal(r, 'SIGTERM');
     await c.waitFor('no replica streaming', async () => (await c.sql(p, 'select count(*)::int as n from pg_stat_replication'))[0].n === 0, 60_000, 250);
     await sleep(2_500); // a tick observes it
-    const beforeP = usage(c.member(p).proc!.pid!);
+    const onPrimaryAlone = sampler(c.member(p).proc!.pid!);
     const b = await fullBackup(c, p);
-    fig(t, 'backup from the primary: on the primary (member process + pgbackrest backup)', delta(beforeP, usage(c.member(p).proc!.pid!)), '');
+    fig(t, 'backup from the primary: pgbackrest on the primary', onPrimaryAlone.stop(), '');
     t.diagnostic(`source: ${JSON.stringify(b.source)}`);
     assert.equal(b.source.standby, null);
     assert.match(b.source.reason, /^backing up from the primary: no replica can serve it \(m\d: not streaming from us; m\d: not streaming from us\)$/);
