@@ -29,9 +29,25 @@ export interface BackupConfig {
   schedule: Record<BackupType, Cron | null>;
   retention: { full: number | null; fullDays: number | null };
   fromStandby: boolean;
+  /** backups from a standby: every member's pgBackRest server and the TLS files it and the primary use (null: fromStandby off) */
+  standby: StandbyConfig | null;
   /** extra pgBackRest options for [global], by name (validated), e.g. {"process-max": "2"} */
   options: Record<string, string>;
 }
+
+export interface StandbyConfig {
+  /** port of every member's `pgbackrest server` */
+  serverPort: number;
+  /** the name other members reach this member's server by ({pod} = the pod's name); null = the pod's address */
+  serverHost: string | null;
+  /** CA, certificate and key (PEM): the server's and the client's (one certificate serves both) */
+  tls: { caFile: string; certFile: string; keyFile: string };
+  /** the CN of the client certificate the servers accept (tls-server-auth) */
+  clientCN: string;
+}
+
+export const DEFAULT_SERVER_PORT = 8432;
+export const DEFAULT_CLIENT_CN = 'pg-autopilot-backup';
 
 /** pgBackRest options the autopilot sets itself: the pass-through may not name them. */
 export const OWNED_OPTIONS = [
@@ -39,6 +55,8 @@ export const OWNED_OPTIONS = [
   'repo1-type', 'repo1-path', 'repo1-s3-endpoint', 'repo1-s3-bucket', 'repo1-s3-region', 'repo1-s3-uri-style', 'repo1-s3-key',
   'repo1-s3-key-secret', 'repo1-storage-port', 'repo1-storage-verify-tls', 'repo1-storage-ca-file', 'repo1-cipher-type', 'repo1-cipher-pass',
   'repo1-retention-full', 'repo1-retention-full-type', 'archive-async', 'spool-path', 'lock-path', 'log-path', 'backup-standby',
+  'pg2-host', 'pg2-host-type', 'pg2-host-port', 'pg2-path', 'pg2-port', 'pg2-socket-path', 'pg2-user', 'pg2-host-ca-file', 'pg2-host-cert-file', 'pg2-host-key-file',
+  'tls-server-address', 'tls-server-port', 'tls-server-auth', 'tls-server-ca-file', 'tls-server-cert-file', 'tls-server-key-file',
 ];
 /** The pass-through is for tuning: names of these shapes only (pgBackRest's own option syntax). */
 const PASS_THROUGH = /^(process-max|compress-type|compress-level|compress-level-network|buffer-size|io-timeout|db-timeout|protocol-timeout|archive-timeout|archive-push-queue-max|archive-get-queue-max|start-fast|delta|checksum-page|log-level-console|log-level-stderr|repo1-bundle|repo1-bundle-size|repo1-block|repo1-retention-diff|repo1-retention-archive|repo1-retention-archive-type|repo1-s3-role|repo1-s3-kms-key-id|repo1-s3-sse-customer-key|repo1-storage-upload-chunk-size)$/;
@@ -54,7 +72,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
   const bad = badValue(path, problems, 'backup');
   if (!isObj(raw)) { bad('the file', raw, 'a JSON object'); return null; }
   const r: Record<string, any> = raw;
-  const top = ['stanza', 's3', 'schedule', 'retention', 'fromStandby', 'encryption', 'options'];
+  const top = ['stanza', 's3', 'schedule', 'retention', 'fromStandby', 'serverPort', 'serverHost', 'standbyTls', 'encryption', 'options'];
   const unknown = Object.keys(r).filter((k) => !top.includes(k));
   if (unknown.length) problems.push(`${path}: unknown key(s) ${unknown.join(', ')}; accepted: ${top.join(', ')}`);
 
@@ -106,7 +124,7 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
 
   const fromStandby = r.fromStandby ?? false;
   if (typeof fromStandby !== 'boolean') bad('fromStandby', fromStandby, 'true or false');
-  else if (fromStandby) problems.push(`${path}: fromStandby is not supported yet: backups run on the primary (pgBackRest's backup from a standby needs remote access between members). Fix: set backup.fromStandby to false`);
+  const standby = fromStandby === true ? parseStandby(r, path, files, problems) : null;
 
   const options: Record<string, string> = {};
   if (r.options !== undefined) {
@@ -126,8 +144,38 @@ export function loadBackup(cfgDir: string, secretsDir: string, clusterName: stri
     schedule,
     retention: { full, fullDays },
     fromStandby: fromStandby === true,
+    standby,
     options,
   };
+}
+
+/** serverPort, serverHost and standbyTls of backup.json, with fromStandby on. */
+function parseStandby(r: Record<string, any>, path: string, files: FileReader, problems: string[]): StandbyConfig | null {
+  const bad = badValue(path, problems, 'backup');
+  const n = problems.length;
+  const serverPort = r.serverPort ?? DEFAULT_SERVER_PORT;
+  if (typeof serverPort !== 'number' || !Number.isInteger(serverPort) || serverPort < 1 || serverPort > 65535) bad('serverPort', serverPort, 'a port 1-65535', 'set backup.standbyServer.port');
+  const serverHost = r.serverHost ?? null;
+  if (serverHost !== null && (typeof serverHost !== 'string' || !/^[A-Za-z0-9{}.-]{1,253}$/.test(serverHost))) bad('serverHost', serverHost, 'a host name, "{pod}" standing for the pod\'s name (e.g. "{pod}.db-headless.prod.svc")');
+  const t = r.standbyTls;
+  const keys = ['caFile', 'certFile', 'keyFile', 'clientCN'];
+  if (!isObj(t)) {
+    problems.push(`${path}: fromStandby is on but standbyTls is ${t === undefined ? 'missing' : JSON.stringify(t)}: the primary reaches the standby's pgBackRest server over mutual TLS and needs a CA, a certificate and its key. Fix: leave backup.standbyTls.existingSecret empty (the chart generates one) or name a Secret with ca.crt, tls.crt and tls.key`);
+    return null;
+  }
+  const unknown = Object.keys(t).filter((k) => !keys.includes(k));
+  if (unknown.length) problems.push(`${path}: standbyTls: unknown key(s) ${unknown.join(', ')}; accepted: ${keys.join(', ')}`);
+  const file = (k: 'caFile' | 'certFile' | 'keyFile', key: string): string => {
+    const v = t[k];
+    if (typeof v !== 'string' || !v.startsWith('/')) { bad(`standbyTls.${k}`, v, 'an absolute path to a PEM file'); return ''; }
+    if (files.readFile(v) === null) problems.push(`${path}: standbyTls.${k} ${JSON.stringify(v)} does not exist or is unreadable. Fix: mount the TLS Secret's ${key} there (backup.standbyTls.existingSecret, or leave it empty for the chart's own)`);
+    return v;
+  };
+  const tls = { caFile: file('caFile', 'ca.crt'), certFile: file('certFile', 'tls.crt'), keyFile: file('keyFile', 'tls.key') };
+  const clientCN = t.clientCN ?? DEFAULT_CLIENT_CN;
+  if (typeof clientCN !== 'string' || !/^[A-Za-z0-9 _.@-]{1,64}$/.test(clientCN)) bad('standbyTls.clientCN', clientCN, 'the certificate\'s common name (letters, digits, space _ . @ -)', 'set backup.standbyTls.clientCommonName to the CN of the certificate in the Secret');
+  if (problems.length > n) return null;
+  return { serverPort: serverPort as number, serverHost: serverHost as string | null, tls, clientCN: clientCN as string };
 }
 
 /** A problem reporter for one file: what was wrong, what is accepted, and the fix (the chart's `values` by default). */

@@ -2,7 +2,8 @@
 // runs, and which scheduled backup is due. The shell writes the files and runs pgbackrest.
 import type { BackupConfig, BackupType } from './backup-config.js';
 import { previousRun } from './cron.js';
-import type { Action, BackupView } from './types.js';
+import type { Action, BackupView, MemberView, PgView } from './types.js';
+import { backupSource } from './backup-standby.js';
 
 export interface MemberPaths {
   dataDir: string;
@@ -177,11 +178,13 @@ export function parseBackupRecord(text: string | undefined): BackupRecord {
   } catch { return {}; }
 }
 
-/** The primary's backup duties this tick: the stanza first, then a scheduled backup that is due. */
-export function backupActions(v: BackupView, self: string, leaseVersion: string): { actions: Action[]; reason: string | null } {
+/** The primary's backup duties this tick: the stanza first, then a scheduled backup that is due,
+ *  read from the standby backupSource() picks (backup.fromStandby) or from us. */
+export function backupActions(v: BackupView, self: string, leaseVersion: string, pg: PgView, members: MemberView[]): { actions: Action[]; reason: string | null } {
   if (v.busy) return { actions: [], reason: null };
   if (!v.stanzaReady) return { actions: [{ type: 'stanza_create' }], reason: `creating the pgBackRest stanza ${v.config.stanza}` };
   const due = dueBackup(v.config, v.record, v.wallNowMs, self);
   if (!due) return { actions: [], reason: null };
-  return { actions: [{ type: 'run_backup', backupType: due.type, at: due.at, ifResourceVersion: leaseVersion }], reason: due.reason };
+  const source = backupSource(v.config, pg, members);
+  return { actions: [{ type: 'run_backup', backupType: due.type, at: due.at, ifResourceVersion: leaseVersion, source }], reason: `${due.reason}; ${source.reason}` };
 }

@@ -105,7 +105,7 @@ export function primaryTick(o: Observation, m: Memory, unknown = false): Decisio
   if (!paused && o.pg.slots !== null && !sameNames(keep, o.pg.slots)) actions.push({ type: 'manage_slots', keep });
   // Backups go on while paused (pause stops topology changes, not the archive and its backups).
   if (o.backup) {
-    const b = backupActions(o.backup, o.self, lease.resourceVersion);
+    const b = backupActions(o.backup, o.self, lease.resourceVersion, o.pg, o.members);
     actions.push(...b.actions);
     if (b.reason) reasons.push(b.reason);
   }

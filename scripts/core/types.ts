@@ -46,6 +46,8 @@ export interface MemberView {
   nextBounds?: Record<string, number>;
   /** digest of the parameters it runs on (live-parameters.ts parametersDigest); absent = unknown */
   parametersDigest?: string;
+  /** backup.fromStandby: its pgBackRest server is up, here (absent: not running) */
+  backupServer?: import('./backup-standby.js').BackupServer;
 }
 
 export interface LeaseView {
@@ -256,7 +258,7 @@ export type Action =
   /** create (or verify) the pgBackRest stanza; runs in the background */
   | { type: 'stanza_create' }
   /** record the scheduled run on the lease (conditional), then run the backup in the background */
-  | { type: 'run_backup'; backupType: 'full' | 'diff' | 'incr'; at: number; ifResourceVersion: string }
+  | { type: 'run_backup'; backupType: 'full' | 'diff' | 'incr'; at: number; ifResourceVersion: string; source: import('./backup-standby.js').BackupSource }
   | { type: 'stop' };
 
 export interface Decision {

@@ -3,6 +3,7 @@
 // problem that blocks failover, a bad peer status makes that peer unknown (unhealthy).
 import type { LeaseView, MemberView, Role } from './types.js';
 import { STANDBY_BOUNDED } from './restart.js';
+import type { BackupServer } from './backup-standby.js';
 
 export const LEASE_ANNOTATIONS = {
   switchoverTo: 'pg-autopilot.io/switchover-to',
@@ -118,6 +119,8 @@ export interface MemberStatus {
   nextBounds?: Record<string, number>;
   /** digest of the parameters it runs on (core/live-parameters.ts parametersDigest) */
   parametersDigest?: string;
+  /** backup.fromStandby: its pgBackRest server is up and serves its data directory (absent: not running) */
+  backupServer?: BackupServer;
   updatedAt: string;
 }
 
@@ -130,6 +133,17 @@ function bounds(x: unknown): Record<string, number> | null {
     out[k] = v;
   }
   return out;
+}
+
+/** A published pgBackRest server: host, port and absolute paths; anything else reads as "not up". */
+function backupServer(x: unknown): BackupServer | null {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return null;
+  const s = x as Record<string, unknown>;
+  const path = (v: unknown) => typeof v === 'string' && /^\/[^\s'"]*$/.test(v);
+  if (typeof s.host !== 'string' || !/^[A-Za-z0-9.:-]{1,253}$/.test(s.host)) return null;
+  if (typeof s.port !== 'number' || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535) return null;
+  if (!path(s.pgPath) || !path(s.pgSocketPath)) return null;
+  return { host: s.host, port: s.port, pgPath: s.pgPath as string, pgSocketPath: s.pgSocketPath as string };
 }
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
@@ -161,6 +175,7 @@ export function parseMemberStatus(x: unknown): MemberStatus | null {
     pendingRestart: s.pendingRestart === true,
     ...(bounds(s.nextBounds) ? { nextBounds: bounds(s.nextBounds)! } : {}),
     ...(typeof s.parametersDigest === 'string' && /^[0-9a-f]{8}$/.test(s.parametersDigest) ? { parametersDigest: s.parametersDigest } : {}),
+    ...(backupServer(s.backupServer) ? { backupServer: backupServer(s.backupServer)! } : {}),
     updatedAt: str(s.updatedAt) ?? '',
   };
 }

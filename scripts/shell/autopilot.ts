@@ -110,6 +110,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
           o = await probeMembers(st, o);
           d = decide(o, st.memory);
         }
+        st.lastObservation = o;
         st.memory = d.memory;
         armWatchdog(st);
         if (d.reason !== st.lastDecision.reason || d.actions.length) {
@@ -191,6 +192,12 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         log.warn('postgres exited', { code, signal });
         wake();
       });
+      // backup.fromStandby: every member serves its data directory to the primary's backups
+      const srv = pg.backups?.server;
+      if (srv) {
+        srv.onChange(() => { if (!st.terminated) void publish(st); });
+        void pg.backups.prepare().then(() => srv.start(), (e) => log.error('pgBackRest configuration could not be written: its server does not start', { error: errMsg(e) }));
+      }
       void tick();
     },
     async terminate() {
@@ -201,6 +208,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
         if (!st.terminated) await new Promise((r) => setTimeout(r, 100));
       }
       if (pg.isRunning()) await pg.stop('fast');
+      await pg.backups?.server?.stop();
       st.terminated = true;
       if (timer) clearTimeout(timer);
       if (st.watchdogTimer) clearTimeout(st.watchdogTimer);

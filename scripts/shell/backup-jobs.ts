@@ -3,6 +3,7 @@
 // (conditional writes) so that it runs once per scheduled time across failovers.
 import { parseBackupRecord, recordRun, type BackupRecord } from '../core/backup.js';
 import type { BackupType } from '../core/backup-config.js';
+import { backupSource, type BackupSource } from '../core/backup-standby.js';
 import type { Action } from '../core/types.js';
 import { LEASE_ANNOTATIONS as A } from '../core/wire.js';
 import { writeLease } from './lease.js';
@@ -44,8 +45,8 @@ export async function startScheduledBackup(st: State, a: RunBackup, wake: () => 
   if (b.job || !cfg.backup) return;
   const claimed = await writeRecord(st, (r) => recordRun(r, cfg.backup!, a.backupType, a.at, cfg.podName, 'running', Date.now()), a.ifResourceVersion);
   if (!claimed) { st.log.info('backup not started: the lease changed since the decision', { type: a.backupType }); return; }
-  st.log.info('scheduled backup starting', { type: a.backupType, scheduledAt: new Date(a.at).toISOString() });
-  runJob(st, a.backupType, wake, async (ok) => {
+  st.log.info('scheduled backup starting', { type: a.backupType, scheduledAt: new Date(a.at).toISOString(), source: a.source.standby?.name ?? 'primary', why: a.source.reason });
+  runJob(st, a.backupType, a.source, wake, async (ok) => {
     await writeRecord(st, (r) => recordRun(r, cfg.backup!, a.backupType, a.at, cfg.podName, ok ? 'done' : 'failed', Date.now()));
   });
 }
@@ -61,18 +62,29 @@ export function startOnDemandBackup(st: State, type: BackupType, wake: () => voi
       : 'the pgBackRest stanza is not created yet; try again in a few seconds' };
   }
   if (st.backup.job) return { status: 409, message: `a ${st.backup.job.kind} job is already running since ${st.backup.job.startedAt.toISOString()}` };
-  runJob(st, type, wake, async () => undefined);
-  return { status: 202, message: `${type} backup started on ${st.cfg.podName}` };
+  // the core picks the source, from the last tick's observation (the scheduled path asks it in decide)
+  const o = st.lastObservation;
+  const source: BackupSource = o ? backupSource(st.cfg.backup, o.pg, o.members) : { standby: null, reason: 'backing up from the primary: no observation of the replicas yet' };
+  st.log.info('on-demand backup starting', { type, source: source.standby?.name ?? 'primary', why: source.reason });
+  runJob(st, type, source, wake, async () => undefined);
+  return { status: 202, message: `${type} backup started on ${st.cfg.podName}, ${source.reason}` };
 }
 
-function runJob(st: State, type: BackupType, wake: () => void, done: (ok: boolean) => Promise<void>): void {
+function runJob(st: State, type: BackupType, source: BackupSource, wake: () => void, done: (ok: boolean) => Promise<void>): void {
   const b = st.backup;
   b.job = { kind: 'backup', type, startedAt: new Date() };
-  void st.pg.backups.backup(type)
+  b.lastSource = { at: new Date(), standby: source.standby?.name ?? null, reason: source.reason };
+  // backup.fromStandby with no replica to read from: the primary does the work, and says so
+  if (st.cfg.backup?.fromStandby && !source.standby) {
+    st.log.warn('backup from the primary instead of a standby', { type, why: source.reason });
+    void st.kube.event('Pod', st.cfg.podName, 'BackupFromPrimary', `${type} backup ${source.reason}`.slice(0, 1000), 'Warning');
+  }
+  const from = source.standby ? ` from standby ${source.standby.name}` : '';
+  void st.pg.backups.backup(type, source.standby)
     .then(async ({ ms }) => {
       b.lastSuccess[type] = { at: new Date(), ms };
-      st.log.info('backup done', { type, ms });
-      void st.kube.event('Pod', st.cfg.podName, 'BackupDone', `${type} backup done in ${(ms / 1000).toFixed(1)} s`);
+      st.log.info('backup done', { type, ms, source: source.standby?.name ?? 'primary' });
+      void st.kube.event('Pod', st.cfg.podName, 'BackupDone', `${type} backup${from} done in ${(ms / 1000).toFixed(1)} s`);
       await done(true);
     })
     .catch(async (e) => {

@@ -47,6 +47,7 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     pendingRestart: s.pendingRestart === true,
     ...(s.nextBounds ? { nextBounds: s.nextBounds } : {}),
     ...(s.parametersDigest ? { parametersDigest: s.parametersDigest } : {}),
+    ...(s.backupServer ? { backupServer: s.backupServer } : {}),
   };
 }
 

@@ -56,6 +56,7 @@ export function myStatus(st: State): MemberStatus {
     pendingRestart: st.params.pending.length > 0,
     ...(st.params.bounds ? { nextBounds: st.params.bounds.next } : {}),
     parametersDigest: appliedParametersDigest(st),
+    ...(st.pg.backups?.server?.published() ? { backupServer: st.pg.backups.server.published()! } : {}),
     updatedAt: new Date().toISOString(),
   };
 }
@@ -109,12 +110,18 @@ export interface StatusSnapshot {
   leaseProblems: string[];
   /** parameters changed live: those pending a restart here, why the last parameters.json was refused, when one was last applied */
   parameters: { pendingRestart: string[]; problems: string[]; appliedAt: string | null };
-  /** backups (absent when off): the job running here, the last results, the archiver (primary) */
   /** how this member got its data by its last clone: method, the decision's reason, duration, a failed restore's error */
   clone?: { method: 'basebackup' | 'restore'; reason: string; startedAt: string; ms: number | null; restoreError: string | null };
   /** Citus (citus.json): this member's group, the registry's last step and reason, groups waiting */
   citus?: import('./citus-loop.js').CitusStatus;
-  backup?: { stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown };
+  /** backups (absent when off): the job running here, the last results, the archiver (primary) */
+  backup?: {
+    stanza: string; job: string | null; lastSuccess: Record<string, { at: string; ms: number }>; lastError: { at: string; message: string } | null; archive: import('./postgres.js').ArchiverStatus | null; schedule: unknown;
+    /** where the last backup started here read its files (backup.fromStandby), and why */
+    lastSource: { at: string; standby: string | null; reason: string } | null;
+    /** backup.fromStandby: this member's pgBackRest server (absent: off) */
+    server?: import('./backup-server.js').BackupServerState;
+  };
 }
 
 export function snapshot(st: State): StatusSnapshot {
@@ -146,6 +153,8 @@ export function snapshot(st: State): StatusSnapshot {
         lastError: st.backup.lastError ? { at: st.backup.lastError.at.toISOString(), message: st.backup.lastError.message } : null,
         archive: st.backup.archiver,
         schedule: backupRecordOf(st),
+        lastSource: st.backup.lastSource ? { ...st.backup.lastSource, at: st.backup.lastSource.at.toISOString() } : null,
+        ...(st.pg.backups?.server ? { server: { ...st.pg.backups.server.state } } : {}),
       },
     } : {}),
   };
@@ -169,6 +178,14 @@ function backupMetrics(st: State): string[] {
     ...(['full', 'diff', 'incr'] as const).map((t) => `pga_backup_last_duration_seconds{type="${t}"} ${((b.lastSuccess[t]?.ms ?? 0) / 1000).toFixed(3)}`),
     '# HELP pga_backup_running 1 while a backup runs on this member.', '# TYPE pga_backup_running gauge',
     `pga_backup_running ${b.job?.kind === 'backup' ? 1 : 0}`,
+    ...(st.pg.backups?.server ? [
+      '# HELP pga_backup_server_up 1 while this member\'s pgBackRest server accepts connections (backup.fromStandby).', '# TYPE pga_backup_server_up gauge',
+      `pga_backup_server_up ${st.pg.backups.server.state.listening ? 1 : 0}`,
+      '# HELP pga_backup_server_restarts_total Restarts of this member\'s pgBackRest server after it exited.', '# TYPE pga_backup_server_restarts_total counter',
+      `pga_backup_server_restarts_total ${st.pg.backups.server.state.restarts}`,
+    ] : []),
+    '# HELP pga_backup_from_standby 1 when the last backup started here read from a standby, 0 from the primary (backup.fromStandby).', '# TYPE pga_backup_from_standby gauge',
+    `pga_backup_from_standby ${b.lastSource?.standby ? 1 : 0}`,
     '# HELP pga_archive_failing 1 when the last WAL archive attempt failed (primary only).', '# TYPE pga_archive_failing gauge',
     `pga_archive_failing ${a?.failing ? 1 : 0}`,
     '# HELP pga_archive_failed_total Failed WAL archive attempts (pg_stat_archiver, primary only).', '# TYPE pga_archive_failed_total counter',

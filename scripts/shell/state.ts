@@ -69,6 +69,8 @@ export interface State {
   wake: () => void;
   /** backups (shell/backup-jobs.ts): the job running here, the stanza created this term, the last results */
   backup: BackupState;
+  /** the last tick's observation (an on-demand backup asks the core for its source with it) */
+  lastObservation: import('../core/types.js').Observation | null;
   /** parameters changed live (shell/live-parameters.ts) */
   params: ParamsState;
   /** Citus worker with a coordinator configured: the API client for the coordinator's namespace (hand-off waits for its hold) */
@@ -109,6 +111,8 @@ export interface BackupState {
   /** pg_stat_archiver of our postgres while primary (read every few seconds), and when */
   archiver: import('./postgres.js').ArchiverStatus | null;
   archiverReadAt: number;
+  /** where the last backup read its files (backup.fromStandby): the core's choice and why */
+  lastSource: { at: Date; standby: string | null; reason: string } | null;
 }
 
 export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, now: () => number, fetchStatus: FetchStatus): State {
@@ -132,9 +136,10 @@ export function createState(cfg: Config, log: Logger, kube: Kube, pg: Postgres, 
     publishAgain: null,
     onWatchdog: () => undefined,
     wake: () => undefined,
-    backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity },
+    backup: { job: null, stanzaReady: false, lastSuccess: {}, lastError: null, archiver: null, archiverReadAt: -Infinity, lastSource: null },
     params: { text: null, overrides: null, problems: [], pending: [], pendingPid: null, bounds: null, reloading: null, appliedAt: null, restartRequestedBy: null },
     clone: { last: null, repo: null },
+    lastObservation: null,
   };
 }
 

@@ -74,6 +74,7 @@ for (const f of files) {
     schedules: ['full', 'differential', 'incremental'].filter((k) => (v.schedule ?? {})[k] ?? { full: '0 1 * * 0', incremental: '0 1 * * 1-6' }[k]).length,
     retention: { full: v.retention?.fullDays ? null : (v.retention?.full ?? 2), fullDays: v.retention?.fullDays ?? null },
     fromStandby: Boolean(v.fromStandby),
+    standby: v.fromStandby ? { port: v.standbyServer?.port ?? 8432, host: '{pod}.pg-postgres-headless.db.svc', cert: '/etc/pg-autopilot/backup-tls/tls.crt' } : null,
   };
   const got = {
     stanza: b.stanza,
@@ -83,6 +84,7 @@ for (const f of files) {
     schedules: Object.values(b.schedule).filter(Boolean).length,
     retention: b.retention,
     fromStandby: b.fromStandby,
+    standby: b.standby ? { port: b.standby.serverPort, host: b.standby.serverHost, cert: b.standby.tls.certFile } : null,
   };
   for (const k of Object.keys(want)) {
     if (JSON.stringify(want[k]) !== JSON.stringify(got[k])) err(`${k}: values say ${JSON.stringify(want[k])}, the entrypoint read ${JSON.stringify(got[k])}`);

@@ -1,4 +1,4 @@
-// Every values example in docs/chart.md and docs/backup.md is a tested file: a fenced yaml block
+// Every values example in docs/chart.md, docs/backup.md and docs/backup-standby.md is a tested file: a fenced yaml block
 // preceded by `<!-- example: charts/postgres/ci/NAME-values.yaml -->` must be that file, byte for
 // byte, so the examples users copy are the ones `helm lint` and kubeconform check. Exit 1 on drift.
 import { existsSync, readFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DOCS = ['docs/chart.md', 'docs/backup.md'];
+const DOCS = ['docs/chart.md', 'docs/backup.md', 'docs/backup-standby.md'];
 const re = /<!-- example: (\S+) -->\s*\n```yaml\n([\s\S]*?)```/g;
 const errors = [];
 let total = 0;

@@ -52,6 +52,8 @@ export interface ClusterOptions {
   namespace?: string;
   /** files written into each member's config directory (also its secrets directory), by relative path */
   files?: Record<string, string>;
+  /** files for one member only, on top of `files` (same relative path: this one wins) */
+  memberFiles?: Record<string, Record<string, string>>;
   /** variables set, in each member, to the path of one of `files` (name → relative path) */
   fileEnv?: Record<string, string>;
 }
@@ -87,7 +89,7 @@ export class Cluster {
     for (const d of [mdir, join(mdir, 'data'), join(mdir, 'run'), join(mdir, 'config')]) { mkdirSync(d, { recursive: true }); own(d); }
     chmodSync(join(mdir, 'run'), 0o700);
     if (this.opts.parameters) writeFileSync(join(mdir, 'config', 'parameters.json'), JSON.stringify(this.opts.parameters));
-    for (const [rel, text] of Object.entries(this.opts.files ?? {})) {
+    for (const [rel, text] of Object.entries({ ...(this.opts.files ?? {}), ...(this.opts.memberFiles?.[name] ?? {}) })) {
       const f = join(mdir, 'config', rel);
       mkdirSync(dirname(f), { recursive: true }); own(dirname(f));
       writeFileSync(f, text, { mode: 0o600 }); own(f);

@@ -119,8 +119,17 @@ test('restore.json: targets parsed into pgBackRest options; bad targets refused 
   assert.equal(load({ type: 'latest' }).r!.repo.path, '/old', 'default path: the stanza');
 });
 
-test('backup.json: fromStandby is refused until it exists (no setting that silently does nothing)', () => {
-  const p: string[] = [];
-  loadBackup('/c', '/s', 'pg', files({ '/c/backup.json': JSON.stringify({ ...good, fromStandby: true }), ...secrets }), p);
-  assert.ok(p.some((l) => /fromStandby is not supported yet/.test(l)), p.join(' | '));
+test('backup.json: fromStandby needs the TLS files, and says what to set', () => {
+  const load = (extra: Record<string, unknown>, more: Record<string, string> = {}) => { const p: string[] = []; const b = loadBackup('/c', '/s', 'pg', files({ '/c/backup.json': JSON.stringify({ ...good, fromStandby: true, ...extra }), ...secrets, ...more }), p); return { b, p: p.join(' | ') }; };
+  assert.match(load({}).p, /fromStandby is on but standbyTls is missing: .*Fix: leave backup.standbyTls.existingSecret empty \(the chart generates one\) or name a Secret with ca.crt, tls.crt and tls.key/);
+  const tls = { caFile: '/t/ca.crt', certFile: '/t/tls.crt', keyFile: '/t/tls.key' };
+  const pem = { '/t/ca.crt': 'CA', '/t/tls.crt': 'CRT', '/t/tls.key': 'KEY' };
+  assert.match(load({ standbyTls: tls }).p, /standbyTls.caFile "\/t\/ca.crt" does not exist or is unreadable\. Fix: mount the TLS Secret's ca.crt there/);
+  const ok = load({ standbyTls: tls, serverHost: '{pod}.pg-headless.db.svc' }, pem);
+  assert.equal(ok.p, '');
+  assert.deepEqual(ok.b!.standby, { serverPort: 8432, serverHost: '{pod}.pg-headless.db.svc', tls, clientCN: 'pg-autopilot-backup' });
+  assert.match(load({ standbyTls: tls, serverPort: 70000 }, pem).p, /serverPort got 70000; accepted: a port 1-65535/);
+  assert.match(load({ standbyTls: { ...tls, extra: 1 } }, pem).p, /standbyTls: unknown key\(s\) extra/);
+  assert.equal(load({ fromStandby: false }).b!.standby, null, 'off: no TLS needed');
+  assert.match(load({ standbyTls: tls, options: { 'pg2-host': 'x' } }, pem).p, /options.pg2-host: the autopilot sets this pgBackRest option itself/);
 });

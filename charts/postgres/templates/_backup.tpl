@@ -49,7 +49,19 @@ left out (an empty schedule entry, a null retention measure, no options, no encr
 {{- $o := dict "stanza" (include "postgres.backupStanza" .) "s3" $s3 "schedule" $sched "retention" $ret "fromStandby" $b.fromStandby -}}
 {{- if include "postgres.repoEncrypted" (dict "v" $b "vault" .Values.vault.enabled) }}{{ $_ := set $o "encryption" true }}{{ end -}}
 {{- with $b.options }}{{ $_ := set $o "options" . }}{{ end -}}
+{{- if $b.fromStandby -}}
+{{- $_ := set $o "serverPort" (int64 $b.standbyServer.port) -}}
+{{- $_ := set $o "serverHost" (printf "{pod}.%s-headless.%s.svc" (include "postgres.fullname" .) .Release.Namespace) -}}
+{{- $d := "/etc/pg-autopilot/backup-tls" -}}
+{{- $_ := set $o "standbyTls" (dict "caFile" (printf "%s/ca.crt" $d) "certFile" (printf "%s/tls.crt" $d) "keyFile" (printf "%s/tls.key" $d) "clientCN" $b.standbyTls.clientCommonName) -}}
+{{- end -}}
 {{- toJson $o -}}
+{{- end -}}
+
+{{/* postgres.backupTlsSecret: the Secret with the members' pgBackRest server/client certificate
+(backup.fromStandby): backup.standbyTls.existingSecret, or the one the chart generates. */}}
+{{- define "postgres.backupTlsSecret" -}}
+{{- default (printf "%s-backup-tls" (include "postgres.fullname" .)) .Values.backup.standbyTls.existingSecret -}}
 {{- end -}}
 
 {{/* postgres.restoreJson: restore.json: the source repository, its stanza and the recovery target
@@ -97,6 +109,18 @@ and restore/… below secrets/ (PGA_SECRETS_DIR), backup-ca/ca.crt and restore-c
       - key: ca.crt
         path: {{ $dir }}-ca/ca.crt
 {{- end }}
+{{- end }}
+{{- if and .Values.backup.enabled .Values.backup.fromStandby }}
+# backup.fromStandby: the members' pgBackRest server/client certificate (0440, root-owned: a key pgBackRest accepts)
+- secret:
+    name: {{ include "postgres.backupTlsSecret" . }}
+    items:
+      - key: ca.crt
+        path: backup-tls/ca.crt
+      - key: tls.crt
+        path: backup-tls/tls.crt
+      - key: tls.key
+        path: backup-tls/tls.key
 {{- end }}
 {{- end -}}
 
@@ -175,7 +199,11 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- if $v.persistence.wal.enabled }}{{ $errors = append $errors "replication.bootstrapFrom is backup with persistence.wal.enabled: restoring a replica into a separate WAL volume is not supported yet; set replication.bootstrapFrom to basebackup, or persistence.wal.enabled to false" }}{{ end -}}
 {{- end -}}
 {{- if and $b.enabled $b.fromStandby -}}
-{{- $errors = append $errors "backup.fromStandby is not supported yet: backups run on the primary (pgBackRest's backup from a standby needs remote access between the pods, which this chart does not set up yet); set backup.fromStandby to false" -}}
+{{- if lt (int $v.replicas) 2 }}{{ $errors = append $errors (printf "backup.fromStandby is true but replicas is %v: there is no streaming replica to back up from (every backup would run on the primary with a warning); set replicas to 2 or more, or backup.fromStandby to false" $v.replicas) }}{{ end -}}
+{{- if has (int $b.standbyServer.port) (list 5432 8008 9187) }}{{ $errors = append $errors (printf "backup.standbyServer.port %v is a port the pod already uses (5432 postgres, 8008 the autopilot's API, 9187 metrics): choose another, e.g. 8432" $b.standbyServer.port) }}{{ end -}}
+{{- end -}}
+{{- if and $b.standbyTls.existingSecret (not (and $b.enabled $b.fromStandby)) -}}
+{{- $errors = append $errors "backup.standbyTls.existingSecret is set but backup.fromStandby (with backup.enabled) is off: the certificate is only for backups from a standby; set backup.fromStandby to true or clear backup.standbyTls.existingSecret" -}}
 {{- end -}}
 {{- if $f.enabled -}}
 {{- if not $f.stanza }}{{ $errors = append $errors "bootstrap.fromBackup.enabled is true but bootstrap.fromBackup.stanza is empty: name the source cluster's stanza (its backup.stanza, by default its cluster name)" }}{{ end -}}

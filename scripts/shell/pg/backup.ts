@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { renderPgBackRest, pgbackrestArgs } from '../../core/backup.js';
 import type { BackupType } from '../../core/backup-config.js';
 import type { RepoView } from '../../core/clone.js';
+import { standbyBackupArgs, type StandbyTarget } from '../../core/backup-standby.js';
+import { createBackupServer } from '../backup-server.js';
 import { runProgram } from './commands.js';
 import type { Files } from './files.js';
 import type { PgContext } from './types.js';
@@ -67,9 +69,16 @@ export function createBackups(ctx: PgContext, files: Files, query: (sql: string)
     return out.stdout;
   }
 
+  /** backup.fromStandby: the `pgbackrest server` this member runs (any member may be the standby a backup reads from) */
+  const server = b?.standby ? createBackupServer({
+    backup: b, bin, podName: cfg.podName, podIp: cfg.podIp, dataDir: cfg.dataDir, runDir: cfg.runDir,
+    confPath: paths.pgbackrestConf, includeDir: paths.pgbackrestInclude, ...(ctx.runAs ? { runAs: ctx.runAs } : {}), log,
+  }) : null;
+
   return {
     enabled: !!b,
     prepare,
+    server,
     /** Create (or verify) the stanza: idempotent, needs the local postgres running. */
     async stanzaCreate(): Promise<void> {
       const t0 = Date.now();
@@ -80,9 +89,16 @@ export function createBackups(ctx: PgContext, files: Files, query: (sql: string)
     async check(): Promise<void> {
       await run('check', [], 120_000);
     },
-    async backup(type: BackupType): Promise<{ ms: number }> {
+    /** A backup; from `standby` (pg2, through its pgBackRest server) when given. pgBackRest's
+     *  info-level lines about the standby (which host it reads, its replay wait) are logged. */
+    async backup(type: BackupType, standby: StandbyTarget | null = null): Promise<{ ms: number }> {
       const t0 = Date.now();
-      await run('backup', [`--type=${type}`]);
+      const extra = standby ? [...standbyBackupArgs(b!, standby, cfg.superuser), '--log-level-console=info'] : [];
+      const out = await run('backup', [`--type=${type}`, ...extra]);
+      if (standby) {
+        const lines = out.split('\n').map((l) => l.replace(/^\S+ \S+ P\d+\s+/, '').trim()).filter((l) => !/command begin/.test(l) && /standby|replay|backup start archive|new backup label/i.test(l));
+        for (const l of lines) log.info(`pgbackrest: ${l}`, { source: 'pgbackrest', standby: standby.name });
+      }
       return { ms: Date.now() - t0 };
     },
     /** The repository's catalogue of this stanza. */

@@ -213,7 +213,7 @@ export function createDataDir(ctx: PgContext, d: DataDirDeps) {
     if (cfg.walDir) throw new Error('bootstrap.fromBackup with a separate WAL volume (persistence.wal.enabled) is not supported yet: restore into a data directory with pg_wal inside it');
     await prepareEmptyTarget('restore');
     const conf = `${cfg.runDir}/pgbackrest/restore.conf`, include = `${cfg.runDir}/pgbackrest/restore.d`;
-    const src = renderPgBackRest({ stanza: r.stanza, repo: r.repo, cipherPass: r.cipherPass, schedule: { full: null, diff: null, incr: null }, retention: { full: null, fullDays: null }, fromStandby: false, options: {} },
+    const src = renderPgBackRest({ stanza: r.stanza, repo: r.repo, cipherPass: r.cipherPass, schedule: { full: null, diff: null, incr: null }, retention: { full: null, fullDays: null }, fromStandby: false, standby: null, options: {} },
       { dataDir: cfg.dataDir, pgPort: cfg.pgPort, runDir: cfg.runDir, spoolDir: `${cfg.runDir}/pgbackrest/restore-spool`, lockDir: `${cfg.runDir}/pgbackrest/lock`, superuser: cfg.superuser });
     // the source is read, never written: no asynchronous archiving, no retention on it
     await files.mkdirOwned(include, 0o700);
