@@ -116,16 +116,17 @@ const sameNames = (a: string[], b: string[]) => a.length === b.length && [...a].
 
 /**
  * Replication slots: one per member that is up as a replica (it publishes itself healthy and in
- * recovery) or streams from us. A member stuck Pending or never started gets none (its slot would
- * keep WAL for nothing); a slot stays while its member is listed, and the WAL it may hold is
- * bounded by max_slot_wal_keep_size.
+ * recovery), streams from us, or publishes that it follows us: a rewound former primary accepts no
+ * connection until streamed WAL makes it consistent, and without its slot it never gets that WAL.
+ * A member stuck Pending or never started gets none (its slot would keep WAL for nothing); a slot
+ * stays while its member is listed, and the WAL it may hold is bounded by max_slot_wal_keep_size.
  */
 export function slotsToKeep(o: Observation): string[] {
   const listed = new Map(o.members.map((x) => [memberSlotName(x.name), x.name]));
   const keep = new Set<string>();
   for (const slot of o.pg.slots ?? []) if (listed.has(slot)) keep.add(slot);
   for (const x of o.members) {
-    if ((x.healthy && x.inRecovery === true) || o.pg.streamingReplicas.includes(x.name)) keep.add(memberSlotName(x.name));
+    if ((x.healthy && x.inRecovery === true) || o.pg.streamingReplicas.includes(x.name) || x.following === o.self) keep.add(memberSlotName(x.name));
   }
   return [...keep].sort();
 }

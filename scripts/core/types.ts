@@ -48,6 +48,9 @@ export interface MemberView {
   parametersDigest?: string;
   /** backup.fromStandby: its pgBackRest server is up, here (absent: not running) */
   backupServer?: import('./backup-standby.js').BackupServer;
+  /** the member it is configured to stream from (primary_conninfo), published even before its
+   *  postgres accepts connections (a rewound member needs its slot to become consistent); null = none or unknown */
+  following?: string | null;
 }
 
 export interface LeaseView {

@@ -121,6 +121,8 @@ export interface MemberStatus {
   parametersDigest?: string;
   /** backup.fromStandby: its pgBackRest server is up and serves its data directory (absent: not running) */
   backupServer?: BackupServer;
+  /** the member it streams from or tries to (its primary_conninfo), whether or not its postgres answers */
+  following?: string | null;
   updatedAt: string;
 }
 
@@ -176,6 +178,7 @@ export function parseMemberStatus(x: unknown): MemberStatus | null {
     ...(bounds(s.nextBounds) ? { nextBounds: bounds(s.nextBounds)! } : {}),
     ...(typeof s.parametersDigest === 'string' && /^[0-9a-f]{8}$/.test(s.parametersDigest) ? { parametersDigest: s.parametersDigest } : {}),
     ...(backupServer(s.backupServer) ? { backupServer: backupServer(s.backupServer)! } : {}),
+    following: typeof s.following === 'string' && MEMBER_NAME.test(s.following) ? s.following : null,
     updatedAt: str(s.updatedAt) ?? '',
   };
 }

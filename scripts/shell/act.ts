@@ -41,6 +41,9 @@ async function startAs(st: State, as: 'primary' | 'replica', follow: { name: str
   await st.pg.writeConfig(dyn(st, as === 'replica' ? follow : null, as === 'primary' ? sync : undefined));
   st.following = as === 'replica' ? follow?.name ?? null : null;
   st.sync = as === 'primary' ? sync : { names: [], count: 1 };
+  // Whom we follow, published before the start (which waits until postgres accepts connections):
+  // the primary makes our slot from it, and a rewound member needs that slot to become consistent.
+  if (as === 'replica') void publish(st, true);
   await st.pg.setStandby(as === 'replica');
   try {
     await st.pg.start();

@@ -48,6 +48,7 @@ export function viewFromStatus(s: MemberStatus, pod: Pod | undefined, fresh: boo
     ...(s.nextBounds ? { nextBounds: s.nextBounds } : {}),
     ...(s.parametersDigest ? { parametersDigest: s.parametersDigest } : {}),
     ...(s.backupServer ? { backupServer: s.backupServer } : {}),
+    following: s.following ?? null,
   };
 }
 

@@ -57,6 +57,7 @@ export function myStatus(st: State): MemberStatus {
     ...(st.params.bounds ? { nextBounds: st.params.bounds.next } : {}),
     parametersDigest: appliedParametersDigest(st),
     ...(st.pg.backups?.server?.published() ? { backupServer: st.pg.backups.server.published()! } : {}),
+    following: st.following,
     updatedAt: new Date().toISOString(),
   };
 }

@@ -299,6 +299,14 @@ test('sync mode: a client writing every 20 ms loses no acknowledged write when t
     const np = await c.waitForPrimary(30_000, p);
     await c.waitFor('writes through the new primary', async () => w.acked.some((a) => a.at > at + 50), 30_000, 20);
     await sleep(1_000);
+    // The old primary restarts while the writes go on: pg_rewind copies the new primary's WAL as of
+    // its copy, which the writes then outrun, so the rewound member needs streamed WAL before it is
+    // consistent (accepts connections). Its slot must not wait for it to be healthy (a hole the
+    // Citus test found: "replication slot m0 does not exist" for minutes).
+    const back = Date.now();
+    c.startMember(p);
+    await c.waitForReplicas(np, 2, 90_000);
+    fig(t, 'sync mode: killed primary restarted under writes → streaming again', Date.now() - back);
     await w.stop();
     fig(t, 'sync mode failover: writes unavailable', w.longestGapMs(at));
     const lost = await lostWrites(c, np, w);

@@ -239,3 +239,25 @@ test('FAILSAFE: a member stays in the confirming set until healthy pod lists lac
   k = updateKnownMembers(k, ['m0', 'm2'], 'm0', 13_500, 12_000);
   assert.deepEqual(Object.keys(k), ['m2'], 'gone from healthy lists for the whole bound: forgotten');
 });
+
+// Found by the Citus integration test, reproduced by cluster.test.ts's sync-mode scenario: a killed
+// primary restarted while writes go on is rewound, then needs streamed WAL before it is consistent
+// (pg_rewind's copy is outrun by the writes). Until consistent it accepts no connection, so it was
+// neither healthy nor streaming: the new primary made no slot for it, and its walreceiver was
+// refused ("replication slot m1 does not exist") for as long as anyone waited.
+test('REJOIN: a member that follows us gets its slot before its postgres accepts connections', () => {
+  const rewound = member('m1', { role: 'unknown', healthy: false, inRecovery: null, streaming: false, lsn: null, following: 'm0' });
+  const c = obs('m0', { members: [rewound, member('m2')], pg: { ...pgPrimary, streamingReplicas: ['m2'], replicaFlush: [{ name: 'm2', lsn: 2000n }], slots: ['m2'] } });
+  const slots = decide(c).actions.find((a) => a.type === 'manage_slots');
+  assert.deepEqual(slots && 'keep' in slots ? slots.keep : null, ['m1', 'm2']);
+  // one that follows another member, or nobody, still gets none
+  const other = obs('m0', { members: [{ ...rewound, following: 'm2' }, member('m2')], pg: { ...pgPrimary, streamingReplicas: ['m2'], replicaFlush: [{ name: 'm2', lsn: 2000n }], slots: ['m2'] } });
+  assert.equal(decide(other).actions.find((a) => a.type === 'manage_slots'), undefined);
+});
+
+test('REJOIN: the published status carries whom a member follows (a name, else nothing)', () => {
+  const base = { name: 'm1', host: '10.0.0.1', port: 5432, apiUrl: 'http://10.0.0.1:8008', role: 'unknown', healthy: false };
+  assert.equal(parseMemberStatus({ ...base, following: 'm0' })?.following, 'm0');
+  assert.equal(parseMemberStatus({ ...base, following: 'M0 bad' })?.following, null);
+  assert.equal(parseMemberStatus(base)?.following, null);
+});
