@@ -2,8 +2,9 @@
 # The metrics container's launcher (charts/postgres/files/exporter-launcher.sh): postgres_exporter
 # reads its password file once, so the launcher restarts it, and only it, when the file's content
 # changes. Run against a stand-in exporter that logs the password it read at start, under dash
-# (`sh`) and busybox's sh (the exporter image's shell), with the file swapped the way the kubelet
-# swaps a Secret volume (a new ..data symlink renamed over the old one).
+# (`sh`) and busybox's sh with nothing but busybox's applets on PATH (the exporter image's shell
+# and tools), with the file swapped the way the kubelet swaps a Secret volume (a new ..data
+# symlink renamed over the old one).
 
 setup() {
   ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
@@ -103,14 +104,17 @@ terminated() {
   wait_log '^stop$'
 }
 
-need_busybox() { command -v busybox >/dev/null || skip "busybox is not installed (bash test/toolchain/install.sh debs)"; }
+need_busybox() {
+  command -v busybox >/dev/null || skip "busybox is not installed (bash test/toolchain/install.sh debs)"
+  BB="$T/bb"; mkdir -p "$BB"; busybox --install -s "$BB"
+}
 
 @test "sh: a rotated password file restarts the exporter alone, with the new password" { rotation sh; }
-@test "busybox sh: a rotated password file restarts the exporter alone, with the new password" { need_busybox; rotation "busybox sh"; }
+@test "busybox sh: a rotated password file restarts the exporter alone, with the new password" { need_busybox; rotation "env PATH=$BB sh"; }
 @test "sh: the exporter exiting by itself ends the launcher with its status" { exporter_dies sh; }
-@test "busybox sh: the exporter exiting by itself ends the launcher with its status" { need_busybox; exporter_dies "busybox sh"; }
+@test "busybox sh: the exporter exiting by itself ends the launcher with its status" { need_busybox; exporter_dies "env PATH=$BB sh"; }
 @test "sh: SIGTERM stops the exporter and the launcher at once" { terminated sh; }
-@test "busybox sh: SIGTERM stops the exporter and the launcher at once" { need_busybox; terminated "busybox sh"; }
+@test "busybox sh: SIGTERM stops the exporter and the launcher at once" { need_busybox; terminated "env PATH=$BB sh"; }
 
 @test "no DATA_SOURCE_PASS_FILE: exits 2 and says what to set" {
   unset DATA_SOURCE_PASS_FILE
