@@ -8,7 +8,7 @@ import { nodeFileReader } from './shell/files.js';
 import { createLogger } from './shell/log.js';
 import { createKube, loadConnection } from './shell/kube.js';
 import { createAutopilot } from './shell/autopilot.js';
-import { startHttpApi, fetchMemberStatus } from './shell/http.js';
+import { startHttpApi, startMetricsApi, fetchMemberStatus } from './shell/http.js';
 
 /**
  * Import `load()` while the global `Response` is hidden, on runtimes without `navigator`
@@ -100,9 +100,12 @@ export async function run(env: Record<string, string | undefined> = process.env,
     kubeFor: (ns) => createKube(conn, ns, (msg, f) => log.debug(msg, f)),
   });
   const server = await startHttpApi(ap, { port: cfg.apiPort, token: cfg.secrets.apiToken, log });
+  // scrapers' port: GET /metrics only (the NetworkPolicy keeps 8008 for the members)
+  const metricsServer = cfg.metricsPort === null ? null : await startMetricsApi(ap, { port: cfg.metricsPort, log });
   log.info('autopilot started', {
     cluster: cfg.clusterName, namespace: cfg.namespace, loopMs: cfg.loopMs, leaseMs: cfg.leaseMs,
     renewMs: cfg.renewMs, renewDeadlineMs: cfg.renewDeadlineMs, syncMode: cfg.syncMode, apiPort: cfg.apiPort,
+    metricsPort: cfg.metricsPort,
   });
   ap.start();
 
@@ -117,6 +120,7 @@ export async function run(env: Record<string, string | undefined> = process.env,
       log.error('shutdown failed', { error: (e as Error).message });
     }
     server.close();
+    metricsServer?.close();
     kube.close();
     log.info('stopped', { kubeRequests: kube.counts });
     process.exit(0);

@@ -165,6 +165,8 @@ export function envSpecs(o: { anyNames?: boolean } = {}) {
     PGA_ROLES_SECRETS_DIR: optAbsPath({ default: '' }),
     PGA_PG_PORT: tcpPort({ default: 5432 }),
     PGA_API_PORT: tcpPort({ default: 8008 }),
+    // unset: no metrics-only listener (GET /metrics stays on PGA_API_PORT); the chart sets it
+    PGA_METRICS_PORT: tcpPort({ default: undefined }),
     PGA_LOOP_SECONDS: seconds({ default: 1000 }),
     PGA_LEASE_SECONDS: seconds({ default: 6000 }),
     PGA_RENEW_SECONDS: seconds({ default: 2000 }),

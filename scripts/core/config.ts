@@ -38,6 +38,8 @@ export interface Config {
   rolesSecretsDir: string;
   pgPort: number;
   apiPort: number;
+  /** the metrics-only listener (GET /metrics, nothing else; PGA_METRICS_PORT); null: none */
+  metricsPort: number | null;
   loopMs: number;
   leaseMs: number;
   renewMs: number;
@@ -130,6 +132,11 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
   }
   if (has('PGA_PG_PORT') && has('PGA_API_PORT') && e.PGA_PG_PORT === e.PGA_API_PORT) {
     problems.push(`PGA_PG_PORT and PGA_API_PORT are both ${e.PGA_PG_PORT}; accepted: two different ports. Fix: change one of them`);
+  }
+  if (has('PGA_METRICS_PORT') && e.PGA_METRICS_PORT !== undefined) {
+    for (const other of ['PGA_PG_PORT', 'PGA_API_PORT'] as const) {
+      if (has(other) && e[other] === e.PGA_METRICS_PORT) problems.push(`PGA_METRICS_PORT and ${other} are both ${e.PGA_METRICS_PORT}; accepted: a port of its own (the metrics-only listener), or unset for none. Fix: change PGA_METRICS_PORT`);
+    }
   }
 
   // users
@@ -276,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined>, files: FileR
     rolesSecretsDir,
     pgPort: e.PGA_PG_PORT,
     apiPort: e.PGA_API_PORT,
+    metricsPort: e.PGA_METRICS_PORT ?? null,
     loopMs: loop,
     leaseMs: lease,
     renewMs: renew,

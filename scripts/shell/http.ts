@@ -1,5 +1,8 @@
-// The member's HTTP API (port 8008): probes, status, metrics, and the authenticated operations.
-// It reads the autopilot's last observation and decision; it never decides anything itself.
+// The member's HTTP API (port 8008): probes, status, metrics, and the authenticated operations;
+// and the metrics-only listener (PGA_METRICS_PORT): GET /metrics and nothing else, the one port a
+// scraper needs, so a NetworkPolicy (which filters by port, not by method) can admit scrapers to it
+// and keep 8008, with its POST control endpoints, for the members.
+// Both read the autopilot's last observation and decision; they never decide anything themselves.
 import type { IncomingMessage, ServerResponse, Server } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Autopilot } from './autopilot.js';
@@ -49,12 +52,42 @@ export type HttpTarget = Pick<Autopilot, 'alive' | 'ready' | 'isPrimary' | 'isRe
   promote?(): Promise<{ status: number; message: string }>;
 };
 
+const METRICS_TYPE = 'text/plain; version=0.0.4';
+
+function send(res: ServerResponse, status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}): void {
+  const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
+  res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
+  res.end(text);
+}
+
+function listen(server: Server, port: number, host: string | undefined): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host ?? '0.0.0.0', () => resolve(server));
+  });
+}
+
+/** The metrics-only listener: GET/HEAD /metrics (the same text as the API's), 404 for any other
+ *  path, 405 for any other method; no token is read here and nothing can be changed through it. */
+export function startMetricsApi(ap: Pick<HttpTarget, 'metrics'>, opts: { port: number; host?: string; log: Logger }): Promise<Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    req.resume();
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return send(res, 405, { error: `${req.method} is not served on the metrics port, which serves only GET /metrics; the control endpoints are on the API port (8008), for members only` }, 'application/json', { Allow: 'GET, HEAD' });
+    }
+    if (path !== '/metrics') return send(res, 404, { error: `no such endpoint ${path} on the metrics port; it serves only GET /metrics` });
+    try {
+      return send(res, 200, ap.metrics(), METRICS_TYPE);
+    } catch (e) {
+      opts.log.error('metrics handler failed', { error: (e as Error).message });
+      if (!res.headersSent) send(res, 500, { error: (e as Error).message });
+    }
+  });
+  return listen(server, opts.port, opts.host);
+}
+
 export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string; token: string; log: Logger }): Promise<Server> {
-  const send = (res: ServerResponse, status: number, body: unknown, type = 'application/json') => {
-    const text = type === 'application/json' ? JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n' : String(body);
-    res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store' });
-    res.end(text);
-  };
   const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     try {
@@ -65,7 +98,7 @@ export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string
           case '/primary': return ap.isPrimary() ? send(res, 200, { primary: true }) : send(res, 503, { primary: false });
           case '/replica': return ap.isReplica() ? send(res, 200, { replica: true }) : send(res, 503, { replica: false });
           case '/status': return send(res, 200, await ap.statusNow());
-          case '/metrics': return send(res, 200, ap.metrics(), 'text/plain; version=0.0.4');
+          case '/metrics': return send(res, 200, ap.metrics(), METRICS_TYPE);
           case '/backups': { const r = await ap.backups(); return send(res, r.status, r.body); }
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
@@ -126,8 +159,5 @@ export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string
       if (!res.headersSent) send(res, 500, { error: (e as Error).message });
     }
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve(server));
-  });
+  return listen(server, opts.port, opts.host);
 }

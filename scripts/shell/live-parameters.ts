@@ -8,14 +8,20 @@
 // (core/restart.ts). A value postgres itself refuses (pg_file_settings) would make its next start
 // fail: the previous parameters are written back at once.
 import { changedParameters, parametersDigest, readLiveParameters, refusedSettings, restartNeeded, NOT_APPLIED } from '../core/live-parameters.js';
-import { nodeFileReader } from './files.js';
+import type { FileReader } from '../core/config.js';
+import { cachedFileReader } from './files.js';
 import { errMsg, type State } from './state.js';
 
 /** How long a reload may take to reach our own session (its pg_conf_load_time moves) before we read anyway. */
 const RELOAD_WAIT_MS = 5_000;
 
-function readText(path: string): { text: string | null } | { error: string } {
-  try { return { text: nodeFileReader.readFile(path) }; } catch (e) { return { error: errMsg(e) }; }
+// parameters.json is looked at every tick but read again only when its stat signature changed
+// (a member's own reader: the kubelet swaps the volume's ..data symlink, a test renames a file)
+const readers = new WeakMap<State, FileReader>();
+function readText(st: State, path: string): { text: string | null } | { error: string } {
+  let files = readers.get(st);
+  if (!files) { files = cachedFileReader(); readers.set(st, files); }
+  try { return { text: files.readFile(path) }; } catch (e) { return { error: errMsg(e) }; }
 }
 
 /**
@@ -26,7 +32,7 @@ export async function checkParameters(st: State): Promise<void> {
   try {
     const path = `${st.cfg.configDir}/parameters.json`;
     if (st.params.reloading) { await confirmReload(st, path); return; }
-    const r = readText(path);
+    const r = readText(st, path);
     if ('error' in r) {
       // read again (and applied, or found unchanged) once it is readable
       st.params.text = '\0unreadable';
@@ -132,5 +138,12 @@ async function refreshPending(st: State): Promise<void> {
  * replica for restarted and hand over before they are.
  */
 export function appliedParametersDigest(st: State): string {
-  return parametersDigest(st.params.reloading ? st.params.reloading.previous : st.cfg.parameters);
+  const params = st.params.reloading ? st.params.reloading.previous : st.cfg.parameters;
+  let d = digests.get(params);
+  if (d === undefined) { d = parametersDigest(params); digests.set(params, d); }
+  return d;
 }
+// Asked by observe() and by the status every tick: hashed once per parameter set. A set is never
+// changed in place (a new parameters.json gives cfg.parameters a new object), so its identity is
+// its version.
+const digests = new WeakMap<Record<string, string>, string>();

@@ -11,11 +11,11 @@
 
 import { createHash } from 'node:crypto';
 import { loadBootstrap } from '../core/config-files.js';
-import type { Config } from '../core/config.js';
+import type { Config, FileReader } from '../core/config.js';
 import { confPaths } from '../core/render.js';
 import { reservedProblems, systemUsers, type DesiredDatabase, type DesiredUser } from '../core/roles-config.js';
 import { rolesPassDue, type RoleAction } from '../core/roles.js';
-import { nodeFileReader } from './files.js';
+import { cachedFileReader, nodeFileReader } from './files.js';
 import type { Kube } from './kube.js';
 import type { Logger } from './log.js';
 import { reservedRoles, syncRoles } from './pg/roles-sql.js';
@@ -35,12 +35,13 @@ export interface RolesSync {
 }
 
 /** Everything a pass depends on, as one hash: the two JSON files, every secret file and the
- *  exporter's password file. */
-function fingerprint(cfg: Config): string {
+ *  exporter's password file. Computed on every tick of the primary, through `files` (a
+ *  cachedFileReader): a file is read again only when its stat signature changed. */
+function fingerprint(cfg: Config, files: FileReader): string {
   const h = createHash('sha256');
-  for (const f of [`${cfg.configDir}/roles.json`, `${cfg.configDir}/bootstrap.json`, cfg.monitorPasswordFile ?? '']) h.update(`${f}\0${(f && nodeFileReader.readFile(f)) ?? '(none)'}\0`);
-  const names = (nodeFileReader.listDir(cfg.rolesSecretsDir) ?? []).filter((n) => !n.startsWith('.')).sort();
-  for (const n of names) h.update(`${n}\0${nodeFileReader.readFile(`${cfg.rolesSecretsDir}/${n}`) ?? ''}\0`);
+  for (const f of [`${cfg.configDir}/roles.json`, `${cfg.configDir}/bootstrap.json`, cfg.monitorPasswordFile ?? '']) h.update(`${f}\0${(f && files.readFile(f)) ?? '(none)'}\0`);
+  const names = (files.listDir(cfg.rolesSecretsDir) ?? []).filter((n) => !n.startsWith('.')).sort();
+  for (const n of names) h.update(`${n}\0${files.readFile(`${cfg.rolesSecretsDir}/${n}`) ?? ''}\0`);
   return h.digest('hex');
 }
 
@@ -48,6 +49,7 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
   const log = log0.child({ component: 'roles' });
   const ctx: PgContext = { cfg, root: log0, log, paths: confPaths(cfg), runAs: undefined };
   let wasPrimary = false;
+  const files = cachedFileReader();
   let lastFp: string | null = null; // fingerprint of the last pass
   let lastPassAt = -Infinity;
   let failed = false;
@@ -100,7 +102,7 @@ export function createRolesSync(cfg: Config, log0: Logger, kube: Kube | null): R
       if (running) return;
       let fp: string;
       try {
-        fp = fingerprint(cfg);
+        fp = fingerprint(cfg, files);
       } catch (e) {
         log.warn('roles: cannot read the declaration files', { error: (e as Error).message });
         return;

@@ -17,7 +17,7 @@ import type { ModeDecision } from '../core/mode.js';
 import type { DynamicConf } from '../core/render.js';
 import { standaloneSettings, type StandaloneSettings } from '../core/standalone.js';
 import { nodeFileReader } from './files.js';
-import { startHttpApi, type HttpTarget } from './http.js';
+import { startHttpApi, startMetricsApi, type HttpTarget } from './http.js';
 import { runInitScripts } from './init-scripts.js';
 import type { Logger } from './log.js';
 import type { PgStatus, Postgres } from './postgres.js';
@@ -73,6 +73,7 @@ export async function runStandalone(d: ModeDecision, env: Record<string, string 
     writeFileSync(`${cfg.runDir}/.pga-api-token`, `${cfg.secrets.apiToken}\n`, { mode: 0o600 });
   }
   const server = await startHttpApi(m.target, { port: cfg.apiPort, token: cfg.secrets.apiToken, log });
+  const metricsServer = cfg.metricsPort === null ? null : await startMetricsApi(m.target, { port: cfg.metricsPort, log });
 
   let stopping = false;
   const shutdown = async (sig: string) => {
@@ -86,6 +87,7 @@ export async function runStandalone(d: ModeDecision, env: Record<string, string 
       log.error('shutdown failed', { error: (e as Error).message });
     }
     server.close();
+    metricsServer?.close();
     log.info('stopped');
     process.exit(0);
   };

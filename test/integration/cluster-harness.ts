@@ -28,6 +28,8 @@ export interface Member {
   name: string;
   pgPort: number;
   apiPort: number;
+  /** the metrics-only listener (PGA_METRICS_PORT: GET /metrics, nothing else), as a scraper sees it */
+  metricsPort: number;
   dir: string;
   dataDir: string;
   logFile: string;
@@ -95,7 +97,7 @@ export class Cluster {
       writeFileSync(f, text, { mode: 0o600 }); own(f);
     }
     const m: Member = {
-      name, pgPort: await freePort(), apiPort: await freePort(), dir: mdir, dataDir: join(mdir, 'data', 'pgdata'),
+      name, pgPort: await freePort(), apiPort: await freePort(), metricsPort: await freePort(), dir: mdir, dataDir: join(mdir, 'data', 'pgdata'),
       logFile: join(mdir, 'member.log'), proxy: await this.kube.proxy(name, 'member', { faults: !!this.opts.faults }), proc: null, env: {},
       cgroup: this.opts.cgroups ? makeCgroup(`${basename(this.dir)}-${name}`) : null,
     };
@@ -104,7 +106,7 @@ export class Cluster {
       PGA_CLUSTER_NAME: 'pg', PGA_NAMESPACE: this.ns, PGA_POD_NAME: name, PGA_POD_IP: '127.0.0.1',
       PGA_MEMBER_SELECTOR: 'app=pga-test', PGA_DATA_DIR: m.dataDir, PGA_RUN_DIR: join(mdir, 'run'),
       PGA_CONFIG_DIR: join(mdir, 'config'), PGA_SECRETS_DIR: join(mdir, 'config'),
-      PGA_PG_PORT: String(m.pgPort), PGA_API_PORT: String(m.apiPort),
+      PGA_PG_PORT: String(m.pgPort), PGA_API_PORT: String(m.apiPort), PGA_METRICS_PORT: String(m.metricsPort),
       PGA_SUPERUSER_PASSWORD: PASSWORD, PGA_REPLICATION_PASSWORD: 'repl-pw', PGA_APP_PASSWORD: 'app-pw', PGA_API_TOKEN: TOKEN,
       KUBECONFIG: m.proxy.kubeconfig, PGA_LOG_LEVEL: 'info',
       ...Object.fromEntries(Object.entries(this.opts.fileEnv ?? {}).map(([k, rel]) => [k, join(mdir, 'config', rel)])),

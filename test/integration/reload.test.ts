@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, Writer, sleep } from './cluster-harness.js';
+import { Cluster, TOKEN, Writer, sleep } from './cluster-harness.js';
 import { scenarioFile, healthy, missing, watchSplitBrain } from './scenario.js';
 
 const { kube, fig } = scenarioFile('reload-figures.json');
@@ -32,9 +32,11 @@ async function startTimes(c: Cluster): Promise<Record<string, number>> {
   return out;
 }
 
+/** Read as a scraper does: from the member's metrics-only port, which serves /metrics alone. */
 async function metric(c: Cluster, name: string, metricName: string): Promise<number | null> {
-  const r = await c.api(name, 'GET', '/metrics', undefined, null);
-  const line = String(r.body).split('\n').find((l) => l.startsWith(`${metricName} `));
+  const r = await fetch(`http://127.0.0.1:${c.member(name).metricsPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  assert.equal(r.status, 200, `${name}: GET /metrics on the metrics port`);
+  const line = (await r.text()).split('\n').find((l) => l.startsWith(`${metricName} `));
   return line ? Number(line.split(' ')[1]) : null;
 }
 
@@ -59,6 +61,11 @@ test('a reload-only change (work_mem) applies on every member with no postgres r
       assert.equal(s.member.pendingRestart, false);
       assert.equal(await metric(c, m.name, 'pga_pending_restart'), 0);
     }
+    // the metrics port a scraper is admitted to refuses the control endpoints, even with the token
+    const pause = await fetch(`http://127.0.0.1:${c.member(p).metricsPort}/pause`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(5_000) });
+    assert.equal(pause.status, 405, 'POST /pause on the metrics port');
+    assert.equal((await fetch(`http://127.0.0.1:${c.member(p).metricsPort}/status`, { signal: AbortSignal.timeout(5_000) })).status, 404);
+    assert.equal((await c.status(p)).paused, false, 'nothing was paused');
 
     // a parameter the autopilot owns: refused, the member runs on and says why
     setParameters(c, { work_mem: '32MB', port: 5433 });

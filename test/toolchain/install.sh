@@ -18,7 +18,8 @@ link() { ln -sf "$1" "$BIN/$(basename "$2")"; }
 moddir() { go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p'; }
 
 debs() {
-  local want=(postgresql-15 postgresql-contrib pgbackrest etcd-server bats iproute2 util-linux openssl curl jq)
+  # busybox: test/bats/exporter-launcher.bats runs the exporter's launcher under its sh too
+  local want=(postgresql-15 postgresql-contrib pgbackrest etcd-server bats iproute2 util-linux openssl curl jq busybox)
   local missing=()
   for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0

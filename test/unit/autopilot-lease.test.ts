@@ -14,7 +14,7 @@ const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () 
 const cfg = {
   clusterName: 'pg', namespace: 'ns', podName: 'm1', podIp: '127.0.0.1', memberSelector: 'app=pga-test',
   dataDir: '/nonexistent/pgdata', walDir: null, binDir: '/nonexistent/bin', runDir: '/nonexistent/run',
-  pgPort: 5432, apiPort: 8008, loopMs: 60_000, leaseMs: 6_000, renewMs: 2_000, renewDeadlineMs: 4_500,
+  pgPort: 5432, apiPort: 8008, metricsPort: null, loopMs: 60_000, leaseMs: 6_000, renewMs: 2_000, renewDeadlineMs: 4_500,
   maxLagBytes: 16 << 20, syncMode: 'off', syncCount: 1, nofailover: false, failsafe: false,
   secrets: { superuserPassword: 'x', replicationPassword: 'x', appPassword: null, apiToken: 't' },
   parameters: {},

@@ -56,6 +56,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.secretsDir, '/etc/pg-autopilot/secrets');
     assert.equal(c.pgPort, 5432);
     assert.equal(c.apiPort, 8008);
+    assert.equal(c.metricsPort, null, 'no metrics-only listener unless PGA_METRICS_PORT is set');
     assert.equal(c.loopMs, 1000);
     assert.equal(c.leaseMs, 6000);
     assert.equal(c.renewMs, 2000);
@@ -92,6 +93,7 @@ describe('loadConfig: defaults', () => {
         PGA_SECRETS_DIR: '/vault/secrets',
         PGA_PG_PORT: '6543',
         PGA_API_PORT: '9008',
+        PGA_METRICS_PORT: '9188',
         PGA_LOOP_SECONDS: '0.5',
         PGA_LEASE_SECONDS: '10',
         PGA_RENEW_SECONDS: '2.5',
@@ -122,6 +124,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(c.secretsDir, '/vault/secrets');
     assert.equal(c.pgPort, 6543);
     assert.equal(c.apiPort, 9008);
+    assert.equal(c.metricsPort, 9188);
     assert.deepEqual([c.loopMs, c.leaseMs, c.renewMs, c.renewDeadlineMs], [500, 10000, 2500, 7000]);
     assert.equal(c.maxLagBytes, 0);
     assert.equal(c.syncMode, 'on');
@@ -215,6 +218,9 @@ describe('loadConfig: every bad value is a ConfigError naming the variable', () 
     ['pg port range', { PGA_PG_PORT: '70000' }, [/^PGA_PG_PORT: got "70000"/]],
     ['api port 0', { PGA_API_PORT: '0' }, [/^PGA_API_PORT: got "0"/]],
     ['same ports', { PGA_API_PORT: '5432' }, [/PGA_PG_PORT and PGA_API_PORT are both 5432/]],
+    ['metrics port text', { PGA_METRICS_PORT: 'metrics' }, [/^PGA_METRICS_PORT: got "metrics"/, /1 to 65535/]],
+    ['metrics port = api port', { PGA_METRICS_PORT: '8008' }, [/PGA_METRICS_PORT and PGA_API_PORT are both 8008/, /Fix: change PGA_METRICS_PORT/]],
+    ['metrics port = pg port', { PGA_METRICS_PORT: '5432' }, [/PGA_METRICS_PORT and PGA_PG_PORT are both 5432/]],
     ['loop 0', { PGA_LOOP_SECONDS: '0' }, [/^PGA_LOOP_SECONDS: got "0"/, /greater than 0/]],
     ['loop text', { PGA_LOOP_SECONDS: '1s' }, [/^PGA_LOOP_SECONDS: got "1s"/]],
     ['lease negative', { PGA_LEASE_SECONDS: '-6' }, [/^PGA_LEASE_SECONDS: got "-6"/]],

@@ -200,7 +200,7 @@ list of sentences naming the values (postgres.validateValues fails with them). *
 {{- end -}}
 {{- if and $b.enabled $b.fromStandby -}}
 {{- if lt (int $v.replicas) 2 }}{{ $errors = append $errors (printf "backup.fromStandby is true but replicas is %v: there is no streaming replica to back up from (every backup would run on the primary with a warning); set replicas to 2 or more, or backup.fromStandby to false" $v.replicas) }}{{ end -}}
-{{- if has (int $b.standbyServer.port) (list 5432 8008 9187) }}{{ $errors = append $errors (printf "backup.standbyServer.port %v is a port the pod already uses (5432 postgres, 8008 the autopilot's API, 9187 metrics): choose another, e.g. 8432" $b.standbyServer.port) }}{{ end -}}
+{{- if has (int $b.standbyServer.port) (list 5432 8008 9187 (int $v.metrics.autopilotPort)) }}{{ $errors = append $errors (printf "backup.standbyServer.port %v is a port the pod already uses (5432 postgres, 8008 the autopilot's API, 9187 the exporter, metrics.autopilotPort %v the autopilot's metrics): choose another, e.g. 8432" $b.standbyServer.port $v.metrics.autopilotPort) }}{{ end -}}
 {{- end -}}
 {{- if and $b.standbyTls.existingSecret (not (and $b.enabled $b.fromStandby)) -}}
 {{- $errors = append $errors "backup.standbyTls.existingSecret is set but backup.fromStandby (with backup.enabled) is off: the certificate is only for backups from a standby; set backup.fromStandby to true or clear backup.standbyTls.existingSecret" -}}

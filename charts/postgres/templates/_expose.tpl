@@ -41,7 +41,7 @@ the policy matches client addresses, and Cluster lets a node forward with its ow
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* postgres.metricsScraped: "true" when something scrapes 8008/9187 (the exporter or a monitor). */}}
+{{/* postgres.metricsScraped: "true" when something scrapes metrics.autopilotPort/9187 (the exporter or a monitor). */}}
 {{- define "postgres.metricsScraped" -}}
 {{- $m := .Values.metrics -}}
 {{- if or $m.enabled $m.serviceMonitor.enabled $m.podMonitor.enabled }}true{{ end -}}
@@ -96,7 +96,13 @@ fails with them). */}}
 {{- end -}}
 {{- end -}}
 {{- if and $np.enabled (include "postgres.metricsScraped" .) (not $np.metricsFrom) -}}
-{{- $errors = append $errors "metrics are on (metrics.enabled, metrics.serviceMonitor.enabled or metrics.podMonitor.enabled) but networkPolicy.metricsFrom is empty: scraping needs port 8008, the autopilot API, and the NetworkPolicy will not open it to every source; name the scraper in networkPolicy.metricsFrom (e.g. - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}), or set networkPolicy.enabled to false" -}}
+{{- $errors = append $errors "metrics are on (metrics.enabled, metrics.serviceMonitor.enabled or metrics.podMonitor.enabled) but networkPolicy.metricsFrom is empty: scraping needs the metrics ports (metrics.autopilotPort, and 9187 for the exporter), and the NetworkPolicy will not open them to every source; name the scraper in networkPolicy.metricsFrom (e.g. - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}), or set networkPolicy.enabled to false" -}}
+{{- end -}}
+{{- $ap := int64 $v.metrics.autopilotPort -}}
+{{- range $d := list (dict "port" 5432 "what" "PostgreSQL") (dict "port" 8008 "what" "the autopilot API, which must stay members-only") (dict "port" 9187 "what" "the postgres_exporter") -}}
+{{- if eq $ap (int64 $d.port) -}}
+{{- $errors = append $errors (printf "metrics.autopilotPort is %d, the port of %s: the autopilot's metrics need a port of their own; choose another, such as 9188" $ap $d.what) -}}
+{{- end -}}
 {{- end -}}
 {{- toJson $errors -}}
 {{- end -}}

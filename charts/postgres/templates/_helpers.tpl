@@ -398,6 +398,8 @@ entrypoint appends them after its built-in rules). */}}
   value: "5432"
 - name: PGA_API_PORT
   value: "8008"
+- name: PGA_METRICS_PORT
+  value: {{ .Values.metrics.autopilotPort | int64 | toString | quote }}
 - name: PGA_CONFIG_DIR
   value: /etc/pg-autopilot
 - name: PGA_SECRETS_DIR
