@@ -3,13 +3,17 @@
 # made by debootstrap, each written as an OCI archive that containerd imports
 # (`ctr -n k8s.io images import FILE`).
 #
-#   images/postgres/build.sh [postgres|pause|busybox|base|all]...      (default: postgres)
+#   images/postgres/build.sh [postgres|citus|pause|busybox|base|all]... (default: postgres)
 #
 # Outputs (cache outside the clone, ${PGA_CACHE:-~/.cache/pg-autopilot}/images/):
 #   base-trixie-<key>.oci.tar     debootstrap trixie minbase; key = suite, variant, debootstrap
 #                                 version, mirror and BASE_DATE (default: the ISO week, so the base
 #                                 picks up Debian updates weekly; set BASE_DATE to pin it)
 #   postgres-<tag>.oci.tar        images/postgres/Dockerfile built on that base (<basename of IMAGE>-<TAG>)
+#   postgres-<tag>-citus.oci.tar  images/postgres/Dockerfile.citus on that image: + Citus, compiled from
+#                                 the vendored archive (CITUS_ARCHIVE, else shared/vendor/ in the first
+#                                 directory above the clone that has it); not part of `all`: the
+#                                 compile takes 10-30 min on 2 cores, and only Citus mode needs it
 #   pause-<key>.oci.tar           images/pause (static Go), the sandbox image containerd starts
 #   busybox-<key>.oci.tar         Debian's busybox-static, the local-path-provisioner helper image
 # The last line printed for each image is its archive path; the postgres image size is printed.
@@ -124,6 +128,36 @@ postgres() {
   echo "$file"
 }
 
+# The vendored Citus archive (as test/toolchain/citus.sh finds it).
+citus_archive() {
+  [ -n "${CITUS_ARCHIVE:-}" ] && { echo "$CITUS_ARCHIVE"; return; }
+  local d=$ROOT
+  while [ "$d" != / ]; do d=$(dirname "$d"); [ -f "$d/shared/vendor/citus-$CITUS_VERSION.tar.gz" ] && { echo "$d/shared/vendor/citus-$CITUS_VERSION.tar.gz"; return; }; done
+  return 1
+}
+CITUS_VERSION=${CITUS_VERSION:-13.2.2}
+
+citus() {
+  need_debs buildah
+  local archive; archive=$(citus_archive) || { log "the Citus archive citus-$CITUS_VERSION.tar.gz is not in any shared/vendor/ above $ROOT: set CITUS_ARCHIVE"; exit 1; }
+  postgres >/dev/null
+  local t0; t0=$(now); local file; file=$OUT/$(basename "$IMAGE")-$TAG-citus.oci.tar
+  log "building $IMAGE:$TAG-citus (Citus $CITUS_VERSION from $archive) on $IMAGE:$TAG"
+  # The archive is mounted for the build only; its checksum is checked inside (Dockerfile.citus),
+  # which copies nothing from the context (an empty directory). Niced: the compile must not starve
+  # a cluster running on this machine.
+  local ctx; ctx=$(mktemp -d)
+  ( renice -n 10 "$BASHPID" >/dev/null
+    bh bud --layers --network host -q -v "$archive:/run/citus.tar.gz:ro" \
+      --build-arg POSTGRES_IMAGE="$IMAGE:$TAG" --build-arg CITUS_VERSION="$CITUS_VERSION" --build-arg CITUS_ARCHIVE=/run/citus.tar.gz \
+      -f "$HERE/Dockerfile.citus" -t "$IMAGE:$TAG-citus" "$ctx" >/dev/null ) || { rmdir "$ctx"; exit 1; }
+  rmdir "$ctx"
+  save "$IMAGE:$TAG-citus" "$file"
+  local size; size=$(bh images --format '{{.Size}}' "$IMAGE:$TAG-citus" | head -1)
+  log "built $IMAGE:$TAG-citus in $(( $(now) - t0 ))s; image size $size (uncompressed), archive $(du -h "$file" | cut -f1)"
+  echo "$file"
+}
+
 pause() {
   need_debs buildah
   local src=$ROOT/images/pause
@@ -160,8 +194,8 @@ busybox() {
 [ $# -eq 0 ] && set -- postgres
 for what in "$@"; do
   case $what in
-    base) base ;; postgres) postgres ;; pause) pause ;; busybox) busybox ;;
+    base) base ;; postgres) postgres ;; citus) citus ;; pause) pause ;; busybox) busybox ;;
     all) base >/dev/null; pause; busybox; postgres ;;
-    *) log "unknown image: $what (expected postgres pause busybox base all)"; exit 2 ;;
+    *) log "unknown image: $what (expected postgres citus pause busybox base all)"; exit 2 ;;
   esac
 done
