@@ -29,10 +29,15 @@ commands:
   resume                    end maintenance
   backup [--type T]         take a backup now on the primary (T: full (default), diff, incr)
   backups [--json]          the repository's backups, their sizes and the archive's WAL range
+  citus rebalance [--mode M] [--status]
+                            Citus: move shards onto every worker group (after adding groups), in
+                            the background, on the coordinator group's primary (never automatic);
+                            M: auto, force_logical, block_writes (default: auto with wal_level
+                            logical, else block_writes); --status: the last rebalance's state
   help                      this text
 
 environment: PGA_API_URL (default http://127.0.0.1:8008), PGA_API_TOKEN or PGA_API_TOKEN_FILE
-(needed by switchover, pause, resume, backup), PGA_NAMESPACE and KUBECONFIG or the pod's ServiceAccount
+(needed by switchover, pause, resume, backup, citus rebalance), PGA_NAMESPACE and KUBECONFIG or the pod's ServiceAccount
 (reinit).
 exit status: 0 done, 1 the operation failed, 2 bad usage.`;
 
@@ -181,6 +186,31 @@ export async function main(argv: string[]): Promise<void> {
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => String(x[i]).length)));
       const line = (x: string[]) => x.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd();
       process.stdout.write([line(head), ...rows.map(line), '', `stanza ${r.json.stanza}: ${r.json.status} · archive ${r.json.archive.min ?? '-'} .. ${r.json.archive.max ?? '-'}`].join('\n') + '\n');
+      return;
+    }
+    case 'citus': {
+      const { values, positionals } = parse({ status: { type: 'boolean' }, json: { type: 'boolean' }, mode: { type: 'string' } }, 1);
+      if (positionals[0] !== 'rebalance') throw new UsageError(positionals[0] === undefined ? 'citus needs a subcommand: "autopilot citus rebalance [--status]"' : `unknown citus subcommand "${positionals[0]}"; accepted: rebalance`);
+      if (values.status) {
+        const r = await api('GET', '/citus/rebalance', null);
+        if (r.status !== 200) throw new Error(`citus rebalance --status (HTTP ${r.status}): ${r.json?.error ?? JSON.stringify(r.json)}`);
+        const j = r.json?.job;
+        process.stdout.write(values.json ? JSON.stringify(r.json, null, 2) + '\n' : j ? `job ${j.job_id}: ${j.state} (${j.description ?? j.job_type}), started ${j.started_at ?? '-'}, finished ${j.finished_at ?? '-'}\n` : 'no rebalance has been started\n');
+        return;
+      }
+      const modes = ['auto', 'force_logical', 'block_writes'];
+      if (values.mode !== undefined && !modes.includes(String(values.mode))) throw new UsageError(`--mode "${values.mode}" is not a shard transfer mode; accepted: ${modes.join(', ')}`);
+      const body = values.mode ? { mode: values.mode } : undefined;
+      const t = await token();
+      let r = await api('POST', '/citus/rebalance', t, body);
+      if (r.status === 409 && /not the coordinator group's primary/.test(r.json?.error ?? '')) {
+        // the coordinator group's primary instead: its API address from this member's view of its group
+        const st = await api('GET', '/status', null);
+        const p = [st.json?.member, ...(st.json?.members ?? [])].find((m: any) => m?.name === st.json?.leaseHolder);
+        if (p?.apiUrl) r = await api('POST', '/citus/rebalance', t, body, p.apiUrl);
+      }
+      if (r.status >= 300) throw new Error(`citus rebalance refused (HTTP ${r.status}): ${r.json?.error ?? r.json?.message ?? JSON.stringify(r.json)}`);
+      process.stdout.write(`${r.json.message}\n`);
       return;
     }
     case 'reinit': {

@@ -238,3 +238,19 @@ export function handoffMayStop(o: { held: boolean; waitedMs: number; budgetMs: n
   if (o.waitedMs >= o.budgetMs) return { stop: true, reason: `the coordinator did not hold this group's queries within ${o.budgetMs} ms (the hand-off's budget): stopping postgres anyway; clients may see errors until it re-points the group` };
   return { stop: false, reason: 'waiting for the coordinator to hold this group\'s queries' };
 }
+
+/** How `autopilot citus rebalance` moves shards (citus_rebalance_start's shard_transfer_mode). */
+export type ShardTransferMode = 'auto' | 'force_logical' | 'block_writes';
+export const SHARD_TRANSFER_MODES: readonly ShardTransferMode[] = ['auto', 'force_logical', 'block_writes'];
+
+/**
+ * The transfer mode of a rebalance: the one asked for, else logical replication where the members
+ * can decode (wal_level logical: writes go on while a shard moves, Citus' 'auto'), else
+ * block_writes (the chart's default wal_level replica cannot decode: 'auto' would fail on the first
+ * table with a replica identity; writes to a shard wait while it is copied).
+ */
+export function rebalanceMode(requested: ShardTransferMode | null, walLevel: string): { mode: ShardTransferMode; reason: string } {
+  if (requested) return { mode: requested, reason: `${requested}, as asked` };
+  if (walLevel === 'logical') return { mode: 'auto', reason: 'auto: wal_level is logical, shards move by logical replication while writes go on' };
+  return { mode: 'block_writes', reason: `block_writes: wal_level is ${walLevel}, not logical, so writes to a shard wait while it is copied (set wal_level: logical in postgresql.parameters to move shards under writes)` };
+}

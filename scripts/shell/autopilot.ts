@@ -55,6 +55,8 @@ export interface Autopilot {
   backups(): Promise<{ status: number; body: unknown }>;
   /** the primary (`from`) asks us to restart postgres for parameters pending a restart; the next tick decides (core/restart.ts) */
   requestRestart(from: string): { status: number; message: string };
+  /** Citus: start the shard rebalance (start) or read its state; the coordinator group's primary only */
+  citusRebalance(start: boolean, mode?: import('../core/citus.js').ShardTransferMode | null): Promise<{ status: number; body: unknown }>;
 }
 
 export interface AutopilotOptions {
@@ -217,6 +219,7 @@ export function createAutopilot(cfg: Config, log: Logger, kube: Kube, pg: Postgr
     },
     snapshot: () => withCitus(snapshot(st)),
     requestBackup: (type) => startOnDemandBackup(st, type, wake),
+    citusRebalance: async (start, mode) => citus ? citus.rebalance(start, mode) : { status: 409, body: { error: 'Citus is off on this member (no citus.json)' } },
     backups: async () => {
       if (!cfg.backup) return { status: 409, body: { error: 'backups are off on this member (backup.enabled in the chart)' } };
       try { return { status: 200, body: await pg.backups.info() }; } catch (e) { return { status: 503, body: { error: `pgbackrest info failed: ${errMsg(e)}` } }; }

@@ -6,7 +6,7 @@
 // Citus. Each pass runs decided steps until the core says nothing is left (at most 10).
 import type pg from 'pg';
 import type { CitusConfig, CitusWorkerSource } from '../core/citus-config.js';
-import { decideCitus, decideHold, type CitusDecision, type Hold } from '../core/citus.js';
+import { decideCitus, decideHold, rebalanceMode, type CitusDecision, type Hold, type ShardTransferMode } from '../core/citus.js';
 import type { Config } from '../core/config.js';
 import type { RawLease } from '../core/wire.js';
 import { applyCitusAction, CITUS_HANDOFF_ANNOTATION, CITUS_HOLDING_ANNOTATION, ensureCitusNode, groupView, LeaseClock, readCitusCatalog } from './citus.js';
@@ -40,6 +40,9 @@ export interface CitusSync {
   metrics(): string[];
   /** resolves when the pass in flight (if any) ended */
   idle(): Promise<void>;
+  /** `autopilot citus rebalance`: start Citus' background rebalance (start) or read its state;
+   *  on the coordinator group's primary only — never automatic */
+  rebalance(start: boolean, mode?: ShardTransferMode | null): Promise<{ status: number; body: unknown }>;
 }
 
 interface GroupCache { src: CitusWorkerSource; lease: Lease | null | undefined; leaseOk: boolean; pods: Pod[] | null; podsOk: boolean }
@@ -236,5 +239,35 @@ export function createCitusSync(cfg: Config, c: CitusConfig, log0: Logger, kube:
       ] : []),
     ],
     idle: () => running ?? Promise.resolve(),
+    async rebalance(start, asked = null) {
+      if (c.role !== 'coordinator') return { status: 409, body: { error: `this member is in worker group ${c.group}: run it on the coordinator group's primary (kubectl exec into a coordinator pod: autopilot citus rebalance)` } };
+      if (!primary) return { status: 409, body: { error: `${cfg.podName} is not the coordinator group's primary: ask the primary (autopilot status names it)` } };
+      // its own connection: the registry's may be in a pass, and a rebalance start can take a moment
+      let cl: pg.Client | null = null;
+      try {
+        cl = await newClient('pg-autopilot-citus-rebalance');
+        if (start) {
+          const notices: string[] = [];
+          cl.on('notice', (n) => notices.push(n.message ?? String(n)));
+          const wal = (await cl.query<{ w: string }>("SELECT current_setting('wal_level') AS w")).rows[0]?.w ?? 'unknown';
+          const { mode, reason } = rebalanceMode(asked, wal);
+          const r = await cl.query<{ job_id: string | null }>('SELECT citus_rebalance_start(shard_transfer_mode => $1::citus.shard_transfer_mode) AS job_id', [mode]);
+          const job = r.rows[0]?.job_id ?? null;
+          const message = job === null ? `nothing to move: ${notices.join('; ') || 'the shards are balanced'}` : `rebalance started as Citus background job ${job} (mode ${reason}); follow it with "autopilot citus rebalance --status"`;
+          log.info('citus: rebalance requested', { job, mode, reason, notices });
+          event('CitusRebalance', message);
+          return { status: job === null ? 200 : 202, body: { job, mode, message } };
+        }
+        const r = await cl.query('SELECT job_id, state, job_type, description, started_at, finished_at, details FROM citus_rebalance_status()');
+        return { status: 200, body: { job: r.rows[0] ?? null } };
+      } catch (e) {
+        const m = errMsg(e);
+        // "no such job" from citus_rebalance_status: no rebalance was ever started
+        if (!start && /could not find rebalance background job|no such/i.test(m)) return { status: 200, body: { job: null } };
+        return { status: 409, body: { error: `Citus refused: ${m}` } };
+      } finally {
+        void cl?.end().catch(() => undefined);
+      }
+    },
   };
 }

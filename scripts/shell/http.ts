@@ -12,6 +12,7 @@ import { builtin } from './builtin.js';
 // Node 22+'s node:http exports WebSocket & co. as getters that load undici (≈ 13 MB of RSS).
 const http = builtin('node:http');
 import type { Logger } from './log.js';
+import { SHARD_TRANSFER_MODES, type ShardTransferMode } from '../core/citus.js';
 
 const MAX_BODY = 4096;
 
@@ -50,6 +51,8 @@ export type HttpTarget = Pick<Autopilot, 'alive' | 'ready' | 'isPrimary' | 'isRe
   requestRestart?(from: string): { status: number; message: string };
   /** standalone replica mode: promote on demand (POST /promote); absent elsewhere */
   promote?(): Promise<{ status: number; message: string }>;
+  /** Citus: POST starts the shard rebalance, GET reads its state (kubernetes mode; absent in standalone mode) */
+  citusRebalance?(start: boolean, mode?: ShardTransferMode | null): Promise<{ status: number; body: unknown }>;
 };
 
 const METRICS_TYPE = 'text/plain; version=0.0.4';
@@ -100,14 +103,24 @@ export function startHttpApi(ap: HttpTarget, opts: { port: number; host?: string
           case '/status': return send(res, 200, await ap.statusNow());
           case '/metrics': return send(res, 200, ap.metrics(), METRICS_TYPE);
           case '/backups': { const r = await ap.backups(); return send(res, r.status, r.body); }
+          case '/citus/rebalance': { const r = ap.citusRebalance ? await ap.citusRebalance(false) : { status: 409, body: { error: 'Citus runs in Kubernetes mode only' } }; return send(res, r.status, r.body); }
           default: return send(res, 404, { error: `no such endpoint ${path}; try /status` });
         }
       }
-      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup', '/promote', '/restart'].includes(path)) {
+      if (req.method === 'POST' && ['/switchover', '/pause', '/resume', '/failsafe', '/backup', '/promote', '/restart', '/citus/rebalance'].includes(path)) {
         const auth = authorize(req.headers.authorization, opts.token);
         if (auth !== 200) {
           req.resume();
           return send(res, auth, { error: auth === 401 ? 'missing "Authorization: Bearer <token>" (the api-token secret)' : 'wrong token' });
+        }
+        if (path === '/citus/rebalance') {
+          let body: { mode?: unknown } = {};
+          const raw = await readBody(req);
+          if (raw.trim()) { try { body = JSON.parse(raw) as typeof body; } catch { return send(res, 400, { error: 'body must be JSON: {"mode": "auto"|"force_logical"|"block_writes"} or empty (chosen from wal_level)' }); } }
+          const mode = body.mode ?? null;
+          if (mode !== null && !(SHARD_TRANSFER_MODES as readonly unknown[]).includes(mode)) return send(res, 400, { error: `"mode" must be ${SHARD_TRANSFER_MODES.join(', ')}; got ${JSON.stringify(mode)}` });
+          const r = ap.citusRebalance ? await ap.citusRebalance(true, mode as ShardTransferMode | null) : { status: 409, body: { error: 'Citus runs in Kubernetes mode only' } };
+          return send(res, r.status, r.body);
         }
         if (path === '/promote') {
           req.resume();

@@ -137,6 +137,33 @@ teardown() {
   [[ "$output" == *"PGA_NAMESPACE"* ]]
 }
 
+@test "citus without a subcommand exits 2 and names the one there is" {
+  run $CLI citus
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'autopilot citus rebalance [--status]'* ]]
+}
+
+@test "citus with an unknown subcommand exits 2 naming it" {
+  run $CLI citus shuffle
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'unknown citus subcommand "shuffle"; accepted: rebalance'* ]]
+}
+
+@test "citus rebalance --mode accepts only Citus' transfer modes (exit 2)" {
+  run $CLI citus rebalance --mode fast
+  [ "$status" -eq 2 ]
+  [[ "$output" == *'--mode "fast" is not a shard transfer mode; accepted: auto, force_logical, block_writes'* ]]
+}
+
+@test "citus rebalance without a token exits 1; --status needs none and names the URL it could not reach" {
+  run $CLI citus rebalance
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"no API token"* ]]
+  run $CLI citus rebalance --status
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"http://127.0.0.1:9"* ]]
+}
+
 @test "pause without a token exits 1" {
   run $CLI pause
   [ "$status" -eq 1 ]

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decideCitus, groupBlocked, type CitusAction, type CitusGroupView, type CitusObservation, type DistNode } from '../../scripts/core/citus.js';
+import { decideCitus, groupBlocked, rebalanceMode, type CitusAction, type CitusGroupView, type CitusObservation, type DistNode } from '../../scripts/core/citus.js';
 
 const LEASE = 10_000;
 const self = { host: '10.0.0.1', port: 5432 };
@@ -123,4 +123,12 @@ test('citus property: applying the steps converges within groups+2 loops, rows o
     assert.ok(after.length >= before.length, 'nothing removed');
     for (const n of before) if (blocked.has(n.groupId)) assert.ok(after.some((m) => m.nodeId === n.nodeId && m.host === n.host), `row ${n.nodeId} of blocked group ${n.groupId} untouched`);
   }), { numRuns: 2_000 });
+});
+
+test('rebalance mode: as asked; else logical replication only where the members can decode', () => {
+  assert.deepEqual(rebalanceMode('force_logical', 'replica').mode, 'force_logical');
+  assert.equal(rebalanceMode(null, 'logical').mode, 'auto');
+  const r = rebalanceMode(null, 'replica');
+  assert.equal(r.mode, 'block_writes');
+  assert.match(r.reason, /wal_level is replica.*wal_level: logical/);
 });
