@@ -18,8 +18,10 @@ link() { ln -sf "$1" "$BIN/$(basename "$2")"; }
 moddir() { go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p'; }
 
 debs() {
-  # busybox: test/bats/exporter-launcher.bats runs the exporter's launcher under its sh too
-  local want=(postgresql-15 postgresql-contrib pgbackrest etcd-server bats iproute2 util-linux openssl curl jq busybox)
+  # busybox-static: test/bats/exporter-launcher.bats runs the exporter's launcher under busybox's sh
+  # too. The static build, not `busybox`: the two conflict, and the lab (test/lab/lab.sh) needs the
+  # static one for its helper image, so asking for `busybox` swapped them on every CI run.
+  local want=(postgresql-15 postgresql-contrib pgbackrest etcd-server bats iproute2 util-linux openssl curl jq busybox-static)
   local missing=()
   for p in "${want[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
