@@ -69,6 +69,14 @@ async function api(method: string, path: string, token: string | null, body?: un
   return { status: r.status, json };
 }
 
+/** The lease holder's API address, from the member's own view of its group (null when unknown):
+ *  where `backup` and `citus rebalance` go when the member asked is not the primary. */
+async function primaryApiUrl(): Promise<string | null> {
+  const st = await api('GET', '/status', null);
+  const p = [st.json?.member, ...(st.json?.members ?? [])].find((m: any) => m?.name === st.json?.leaseHolder);
+  return typeof p?.apiUrl === 'string' ? p.apiUrl : null;
+}
+
 function formatStatus(s: StatusSnapshot): string {
   const rows = [s.member, ...s.members].sort((a, b) => a.name.localeCompare(b.name));
   const head = ['MEMBER', 'ROLE', 'HEALTHY', 'TIMELINE', 'LSN', 'LAG', 'HOST'];
@@ -166,10 +174,8 @@ export async function main(argv: string[]): Promise<void> {
       const t = await token();
       let r = await api('POST', '/backup', t, { type });
       if (r.status === 409 && /not the primary/.test(r.json?.message ?? '')) {
-        // Ask the primary instead: its API address from this member's view of the cluster.
-        const st = await api('GET', '/status', null);
-        const p = [st.json?.member, ...(st.json?.members ?? [])].find((m: any) => m?.name === st.json?.leaseHolder);
-        if (p?.apiUrl) r = await api('POST', '/backup', t, { type }, p.apiUrl);
+        const url = await primaryApiUrl();
+        if (url) r = await api('POST', '/backup', t, { type }, url);
       }
       if (r.status >= 300) throw new Error(`backup refused (HTTP ${r.status}): ${r.json?.message ?? r.json?.error ?? JSON.stringify(r.json)}`);
       process.stdout.write(`${r.json.message}; follow it with "autopilot status --json" (backup.job) or "autopilot backups"\n`);
@@ -204,10 +210,8 @@ export async function main(argv: string[]): Promise<void> {
       const t = await token();
       let r = await api('POST', '/citus/rebalance', t, body);
       if (r.status === 409 && /not the coordinator group's primary/.test(r.json?.error ?? '')) {
-        // the coordinator group's primary instead: its API address from this member's view of its group
-        const st = await api('GET', '/status', null);
-        const p = [st.json?.member, ...(st.json?.members ?? [])].find((m: any) => m?.name === st.json?.leaseHolder);
-        if (p?.apiUrl) r = await api('POST', '/citus/rebalance', t, body, p.apiUrl);
+        const url = await primaryApiUrl();
+        if (url) r = await api('POST', '/citus/rebalance', t, body, url);
       }
       if (r.status >= 300) throw new Error(`citus rebalance refused (HTTP ${r.status}): ${r.json?.error ?? r.json?.message ?? JSON.stringify(r.json)}`);
       process.stdout.write(`${r.json.message}\n`);
